@@ -1,0 +1,3 @@
+from loganalyzer.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""Command line: a thin typer layer over the library (validate options, call, render).
+
+Exit codes (DESIGN.md): 0 done; 1 findings at or above --fail-on; 2 bad usage, nothing
+readable, or any skip under --strict. Errors are one line on stderr; --debug adds a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import traceback
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loganalyzer import __version__
+from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.output import escape_terminal, write
+from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, read_sessions
+from loganalyzer.sources.files import discover
+
+app = typer.Typer(
+    name="loganalyzer",
+    help="Find TLS fallbacks, presented certificates and mail-flow halts in SMTP protocol logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str | None, now: datetime | None = None) -> datetime | None:
+    """ISO 8601 (naive = UTC) or a relative age such as ``24h``/``7d`` (before ``now``)."""
+    if text is None:
+        return None
+    match = _RELATIVE.match(text.strip())
+    if match:
+        now = now or datetime.now(UTC)
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a time: use ISO 8601 (2026-11-27T06:00Z) or an age like 24h, 7d"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _say(message: str) -> None:
+    typer.echo(escape_terminal(message), err=True)
+
+
+def _summary(stats: dict) -> None:
+    parts = [
+        f"{stats['files']} files",
+        f"{stats['rows']:,} rows",
+        f"{stats['sessions']:,} sessions",
+        f"{stats['malformed']} malformed rows",
+    ]
+    if stats["skipped"]:
+        parts.append(f"{len(stats['skipped'])} inputs skipped")
+    _say("loganalyzer: " + ", ".join(parts))
+    for example in stats["malformed_examples"][:5]:
+        _say(f"  malformed: {example}")
+    for skip in stats["skipped"][:20]:
+        _say(f"  skipped: {skip['file']}: {skip['reason']}")
+    if len(stats["skipped"]) > 20:
+        _say(f"  ... and {len(stats['skipped']) - 20} more skipped inputs")
+
+
+class _Progress:
+    """A progress bar over input bytes, on a terminal only."""
+
+    def __init__(self, paths: list[str], enabled: bool) -> None:
+        self.bar = None
+        if not enabled or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        found = discover(paths)
+        total = sum(_size(log.disk_path) for log in found.inputs if log.member is None)
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=None,
+        )
+        self.task = self.bar.add_task("reading logs", total=total or None)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def on_file(self, log, size: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, size)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run(debug: bool, func, *args, **kwargs):
+    """Call the library; turn its errors into one-line messages and exit code 2."""
+    try:
+        return func(*args, **kwargs)
+    except LogAnalyzerError as err:
+        if debug:
+            traceback.print_exc()
+        _say(f"loganalyzer: error: {err}")
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as err:
+        if debug:
+            traceback.print_exc()
+        _say(f"loganalyzer: error: {err}")
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"loganalyzer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Find TLS fallbacks, presented certificates and mail-flow halts in SMTP protocol logs."""
+
+
+@app.command()
+def sessions(
+    logs: Annotated[
+        list[str],
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Keep sessions starting at or before: ISO time or age.")
+    ] = None,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = TableFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server name for logs whose folders and connector ids name none."),
+    ] = None,
+    fallback_window: Annotated[
+        float,
+        typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
+    ] = DEFAULT_FALLBACK_WINDOW.total_seconds() / 60,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")] = False,
+) -> None:
+    """Rebuild every SMTP session with its TLS facts: one row per session.
+
+    Columns are described in docs/columns.md; csv, jsonl and parquet carry all of them, the
+    terminal table the main ones. A summary (files, rows, sessions, malformed rows, skipped
+    inputs) goes to stderr.
+    """
+    if fmt is TableFormat.parquet and output is None:
+        raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
+    if fallback_window < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--fallback-window")
+    window = timedelta(minutes=fallback_window)
+    start, end = parse_time(since), parse_time(until)
+    with _Progress(logs, enabled=not quiet) as progress:
+        df = _run(
+            debug,
+            read_sessions,
+            logs,
+            server=server,
+            since=start,
+            until=end,
+            fallback_window=window,
+            strict=strict,
+            on_file=progress.on_file,
+        )
+    _run(debug, write, df, fmt.value, output)
+    _summary(df.attrs["read_stats"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    app()

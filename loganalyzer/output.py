@@ -1,0 +1,165 @@
+"""Write tables (sessions, later findings) as a terminal table, CSV, JSON Lines or Parquet.
+
+Log content is attacker-controlled: CSV cells that a spreadsheet would run as a formula are
+prefixed with ``'``, terminal text has control characters escaped, JSON is always valid. Files
+are written to a temporary name beside the target and moved into place (atomic replace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMATS = ("table", "csv", "jsonl", "parquet")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+#: Columns shown by the terminal table (all columns go to csv/jsonl/parquet).
+TABLE_COLUMNS = (
+    "start_utc",
+    "server",
+    "direction",
+    "connector",
+    "remote_ip",
+    "remote_host",
+    "tls_version",
+    "outcome",
+    "fallback",
+    "last_error",
+)
+
+
+def escape_terminal(text: str) -> str:
+    """Make text safe to print: control characters and ANSI escapes become visible ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def neutralise_formula(text: str) -> str:
+    """Prefix ``'`` to a CSV cell that a spreadsheet would evaluate (``=cmd|...``)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _plain(value: object) -> object:
+    """A cell as plain JSON data: ISO timestamps with Z, lists, None for missing."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        if value.tzinfo is not None:
+            value = value.tz_convert("UTC") if isinstance(value, pd.Timestamp) else value
+        return value.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "tolist"):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def iter_records(df: pd.DataFrame) -> Iterator[dict]:
+    """Rows as plain dicts (see ``_plain``)."""
+    columns = list(df.columns)
+    for row in df.itertuples(index=False, name=None):
+        yield {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+
+
+def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
+    """One JSON object per line."""
+    for record in iter_records(df):
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _csv_cell(value: object) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ";".join("" if v is None else str(v) for v in value)
+    elif isinstance(value, bool):
+        value = "true" if value else "false"
+    return neutralise_formula(str(value))
+
+
+def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
+    """CSV with a header; lists joined with ``;``; formula-like cells neutralised."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(df.columns)
+    for row in df.itertuples(index=False, name=None):
+        writer.writerow([_csv_cell(v) for v in row])
+
+
+def write_table(df: pd.DataFrame, out: IO[str], columns=TABLE_COLUMNS, width: int = 40) -> None:
+    """A fixed-width text table of the main columns, safe for a terminal."""
+    columns = [c for c in columns if c in df.columns]
+    cells = [[_table_cell(v, width) for v in row] for row in df[columns].itertuples(index=False)]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _table_cell(value: object, width: int) -> str:
+    value = _plain(value)
+    if value is None:
+        text = "-"
+    elif isinstance(value, str) and value.endswith("Z") and "T" in value:
+        text = value.replace("T", " ").removesuffix("Z")[:19]
+    else:
+        text = str(value)
+    text = escape_terminal(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """pandas (Arrow dtypes) -> Arrow table without the pandas index."""
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, binary: bool = False):
+    """Open a temporary file beside ``path``; on success move it over ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode = "wb" if binary else "w"
+        kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write(df: pd.DataFrame, fmt: str, path: Path | None) -> None:
+    """Write ``df`` in ``fmt`` to ``path`` (atomically) or to stdout when ``path`` is None."""
+    if fmt == "parquet":
+        if path is None:
+            raise ValueError("parquet needs an output file (-o FILE)")
+        with atomic_writer(path, binary=True) as handle:
+            pq.write_table(to_arrow(df), handle)
+        return
+    writer = {"csv": write_csv, "jsonl": write_jsonl, "table": write_table}[fmt]
+    if path is None:
+        writer(df, sys.stdout)
+        return
+    with atomic_writer(path) as handle:
+        writer(df, handle)

@@ -1,0 +1,189 @@
+"""Log sources: find inputs, recognise their format, and yield parsed, classified row batches.
+
+Only the Exchange protocol log is read today; a format module provides ``sniff(head, log)`` and
+``parse_chunk(data, first_line, final)`` plus ``classify(rows, direction)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from loganalyzer.errors import LogParseError
+from loganalyzer.sources import exchange
+from loganalyzer.sources.files import (
+    READ_ERRORS,
+    LogInput,
+    Skipped,
+    discover,
+    read_chunks,
+    read_head,
+)
+
+__all__ = ["Batch", "LogSet", "ReadStats", "iter_batches"]
+
+_ROLES = {"frontend": "FrontEnd", "hub": "Hub", "edge": "Edge", "mailbox": "Mailbox"}
+#: Folder names of an Exchange install or log tree: never a server name.
+_EXCHANGE_FOLDERS = {
+    "smtpreceive", "smtpsend", "delivery", "submission", "protocollog", "logs", "transportroles",
+    "frontend", "hub", "edge", "mailbox", "v14", "v15", "exchange server", "microsoft",
+    "program files", "exchangeserver",
+}  # fmt: skip
+_GENERIC_FOLDERS = {"", "/", "logs", "log", "tmp", "temp", "data", "c:\\", "c$", "d$", "e$"}
+
+
+@dataclass(frozen=True)
+class LogSet:
+    """Files written by one transport service of one server in one direction (shared ids)."""
+
+    server: str | None
+    role: str | None
+    direction: str
+    folder: str
+
+
+@dataclass
+class ReadStats:
+    """What a read went through: counts, skipped inputs and malformed rows (first few kept)."""
+
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    malformed: int = 0
+    malformed_examples: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    sessions: int = 0
+
+    def as_dict(self) -> dict:
+        """Plain-data form (for DataFrame.attrs and JSON)."""
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "rows": self.rows,
+            "malformed": self.malformed,
+            "malformed_examples": list(self.malformed_examples),
+            "skipped": [{"file": s.name, "reason": s.reason} for s in self.skipped],
+            "sessions": self.sessions,
+        }
+
+
+@dataclass
+class Batch:
+    """Classified rows of one chunk of one log."""
+
+    logset: LogSet
+    log: LogInput
+    rows: pl.DataFrame
+
+
+def log_set_of(log: LogInput, direction: str, server: str | None) -> LogSet:
+    """Server and role from the path (``EX01/.../FrontEnd/ProtocolLog/SmtpReceive``)."""
+    parts = log.parts
+    lowered = [p.lower() for p in parts]
+    role = None
+    for i, name in enumerate(lowered):
+        if name in _ROLES and "protocollog" in lowered[i + 1 : i + 3]:
+            role = _ROLES[name]
+        elif name == "protocollog" and role is None and i > 0 and lowered[i - 1] == "logs":
+            role = "Hub"  # Exchange 2010: TransportRoles\Logs\ProtocolLog
+    if server is None:
+        server = _server_from_parts(parts, lowered)
+    return LogSet(server=server, role=role, direction=direction, folder=log.folder_key)
+
+
+def _server_from_parts(parts: tuple[str, ...], lowered: list[str]) -> str | None:
+    marks = [i for i, name in enumerate(lowered) if name in _EXCHANGE_FOLDERS]
+    if not marks:
+        return None
+    i = marks[0] - 1
+    while i >= 0 and lowered[i] in _EXCHANGE_FOLDERS:
+        i -= 1
+    if i < 0:
+        return None
+    name = parts[i]
+    if name.lower() in _GENERIC_FOLDERS or name.endswith((":", ":\\")):
+        return None
+    if name.lower().endswith(".zip"):
+        name = name[:-4]
+    return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name) else None
+
+
+def _sort_key(log: LogInput) -> tuple:
+    """Canonical order: by folder, then by file name with numbers compared as numbers."""
+    name = log.file_name.lower()
+    natural = tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+    return (log.folder_key.lower(), natural, log.name)
+
+
+def iter_batches(
+    paths: Iterable[str | os.PathLike[str]],
+    stats: ReadStats,
+    *,
+    server: str | None = None,
+    strict: bool = False,
+    on_file: Callable[[LogInput, int], None] | None = None,
+    chunk_bytes: int | None = None,
+) -> Iterator[Batch]:
+    """Read every protocol log under ``paths`` and yield classified row batches in canonical order.
+
+    Skipped inputs and malformed rows are recorded in ``stats``; with ``strict`` the first one
+    raises LogParseError instead. ``on_file(log, disk_bytes)`` is called after each input.
+    """
+    found = discover(paths)
+    for skip in found.skipped:
+        _skip(stats, skip, strict)
+    for log in sorted(found.inputs, key=_sort_key):
+        size = _disk_size(log)
+        try:
+            head = read_head(log)
+        except READ_ERRORS as err:
+            _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
+            _done(on_file, log, size)
+            continue
+        sniffed = exchange.sniff(head, log) if head else None
+        if sniffed is None:
+            reason = "empty file" if not head else "not an Exchange SMTP protocol log"
+            _skip(stats, Skipped(log.name, reason), strict)
+            _done(on_file, log, size)
+            continue
+        logset = log_set_of(log, sniffed.direction, server)
+        stats.files += 1
+        kwargs = {"chunk_bytes": chunk_bytes} if chunk_bytes else {}
+        try:
+            for chunk in read_chunks(log, **kwargs):
+                stats.bytes += len(chunk.data)
+                rows, malformed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
+                for bad in malformed:
+                    if strict:
+                        raise LogParseError(log.name, bad.line, bad.reason)
+                    stats.malformed += 1
+                    if len(stats.malformed_examples) < 10:
+                        stats.malformed_examples.append(f"{log.name}:{bad.line}: {bad.reason}")
+                if rows.height:
+                    stats.rows += rows.height
+                    yield Batch(logset, log, exchange.classify(rows, sniffed.direction))
+        except READ_ERRORS as err:
+            _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+        _done(on_file, log, size)
+
+
+def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
+    if strict:
+        raise LogParseError(skip.name, None, skip.reason)
+    stats.skipped.append(skip)
+
+
+def _done(on_file, log: LogInput, size: int) -> None:
+    if on_file is not None:
+        on_file(log, size)
+
+
+def _disk_size(log: LogInput) -> int:
+    try:
+        return log.disk_path.stat().st_size if log.member is None else 0
+    except OSError:
+        return 0

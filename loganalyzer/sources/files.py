@@ -1,0 +1,207 @@
+"""Find log files under the paths a user gives, and read them as line-aligned byte chunks.
+
+Paths may be files, folders (searched recursively), globs, ``.gz`` files and ``.zip`` archives
+(every member is a candidate). Archives are read as streams, never extracted to disk.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import re
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+#: Bytes read per chunk. A chunk ends at a line end, so a session may cross chunks (and files);
+#: the session merge handles both the same way. 32 MiB keeps memory flat on any file size.
+CHUNK_BYTES = 32 * 1024 * 1024
+
+_HIDDEN_OR_TEMP = re.compile(r"^(\.|~\$)|(\.tmp|\.swp|~)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LogInput:
+    """One readable log: a plain file, a ``.gz`` file, or a member of a ``.zip`` archive.
+
+    ``name`` is what reports show (``archive.zip!member/path`` for members); ``parts`` are the
+    path components used to recognise the server, role and log set.
+    """
+
+    name: str
+    disk_path: Path
+    member: str | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Folder components of the log, outermost first (archive path, then member folders)."""
+        parts = list(Path(os.path.abspath(self.disk_path)).parts)
+        if self.member is not None:
+            parts += list(PurePosixPath(self.member.replace("\\", "/")).parts)
+        return tuple(parts[:-1])
+
+    @property
+    def file_name(self) -> str:
+        """Base name of the log without a ``.gz`` suffix (``RECV2026112607-1.LOG``)."""
+        base = (self.member or self.disk_path.name).replace("\\", "/").rsplit("/", 1)[-1]
+        return base[:-3] if base.lower().endswith(".gz") else base
+
+    @property
+    def folder_key(self) -> str:
+        """Identifies the folder that holds this log (its log set when nothing names a server)."""
+        return "/".join(self.parts)
+
+    def open(self) -> BinaryIO:
+        """Open the decompressed byte stream."""
+        if self.member is not None:
+            archive = zipfile.ZipFile(self.disk_path)
+            stream = archive.open(self.member)
+            if self.member.lower().endswith(".gz"):
+                return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
+            return stream  # type: ignore[return-value]
+        if self.disk_path.name.lower().endswith(".gz"):
+            return gzip.open(self.disk_path, "rb")  # type: ignore[return-value]
+        return open(self.disk_path, "rb")
+
+
+@dataclass
+class Skipped:
+    """An input that was not read, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """Result of expanding the user's paths."""
+
+    inputs: list[LogInput] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> Discovery:
+    """Expand files, folders (recursively), globs and zip archives into log inputs.
+
+    Hidden and temporary files inside folders are ignored; unreadable files, FIFOs and devices
+    are reported as skipped. Symbolic links to folders are not followed (no loops). Each input
+    appears once, even when two paths name it.
+    """
+    found = Discovery()
+    seen: set[tuple[str, str | None]] = set()
+
+    def add(log: LogInput) -> None:
+        key = (os.path.realpath(log.disk_path), log.member)
+        if key not in seen:
+            seen.add(key)
+            found.inputs.append(log)
+
+    for raw in paths:
+        text = os.fspath(raw)
+        candidates: list[Path]
+        if any(ch in text for ch in "*?[") and not os.path.exists(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                found.skipped.append(Skipped(text, "no file matches this pattern"))
+            candidates = [Path(m) for m in matches]
+        else:
+            candidates = [Path(text)]
+        for path in candidates:
+            if path.is_dir():
+                for file in _walk(path, found):
+                    _add_file(file, found, add)
+            else:
+                _add_file(path, found, add, explicit=True)
+    return found
+
+
+def _walk(folder: Path, found: Discovery) -> Iterator[Path]:
+    def on_error(err: OSError) -> None:
+        found.skipped.append(Skipped(str(err.filename), f"cannot read folder: {err.strerror}"))
+
+    for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not _HIDDEN_OR_TEMP.search(name):
+                yield Path(root) / name
+
+
+def _add_file(path: Path, found: Discovery, add, explicit: bool = False) -> None:
+    name = str(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        reason = "no such file or folder" if not path.exists() else f"cannot read: {err.strerror}"
+        found.skipped.append(Skipped(name, reason))
+        return
+    if not stat.S_ISREG(mode):
+        found.skipped.append(Skipped(name, "not a regular file (FIFO, device or socket)"))
+        return
+    if not os.access(path, os.R_OK):
+        found.skipped.append(Skipped(name, "permission denied"))
+        return
+    if path.name.lower().endswith(".zip") or (explicit and zipfile.is_zipfile(path)):
+        _add_zip(path, found, add)
+        return
+    add(LogInput(name=name, disk_path=path))
+
+
+def _add_zip(path: Path, found: Discovery, add) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    except (zipfile.BadZipFile, OSError) as err:
+        found.skipped.append(Skipped(str(path), f"not a readable zip archive: {err}"))
+        return
+    for member in members:
+        base = member.rstrip("/").rsplit("/", 1)[-1]
+        if not _HIDDEN_OR_TEMP.search(base):
+            add(LogInput(name=f"{path}!{member}", disk_path=path, member=member))
+
+
+def read_head(log: LogInput, size: int = 8192) -> bytes:
+    """First bytes of the decompressed stream (for format sniffing)."""
+    with log.open() as stream:
+        return stream.read(size)
+
+
+@dataclass
+class Chunk:
+    """A run of whole lines from one log; ``first_line`` is the 1-based line number of its start."""
+
+    data: bytes
+    first_line: int
+    final: bool
+
+
+def read_chunks(log: LogInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Yield the log as chunks that end at line ends (the last one may end mid-line).
+
+    Raises ``OSError``/``EOFError``/``zlib.error``/``zipfile.BadZipFile`` on damaged input after
+    yielding what could be read.
+    """
+    line = 1
+    carry = b""
+    with log.open() as stream:
+        while True:
+            block = stream.read(chunk_bytes)
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            chunk, carry = data[:cut], data[cut:]
+            yield Chunk(chunk, line, final=False)
+            line += chunk.count(b"\n")
+    yield Chunk(carry, line, final=True)
+
+
+#: Errors that mean "this input is damaged" rather than a bug.
+READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile)
