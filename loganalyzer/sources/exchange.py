@@ -140,7 +140,6 @@ _FAIL_INFO_PREFIXES = (
 _TLS_REPLY_PATTERN = (
     r"Must issue a STARTTLS command first|STARTTLS is required|Certificate validation failure"
     r"|cipher strength is too weak|Cannot accept TLS|Unable to initialize security subsystem"
-    r"|Only one STARTTLS command"
 )
 
 
@@ -168,6 +167,7 @@ def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
     upper4 = data.str.slice(0, 4).str.to_uppercase()
     reply_code = data.str.slice(0, 1)
     is_info = ev == "*"
+    is_error = (reply_code == "4") | (reply_code == "5")
     kind = (
         pl.when(ev == server)
         .then(
@@ -180,11 +180,9 @@ def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
             .then(K_OFFER)
             .when(data.str.starts_with("250 2.6.0") | data.str.contains("(?i)^250 .*queued"))
             .then(K_QUEUED)
-            .when(
-                ((reply_code == "4") | (reply_code == "5")) & data.str.contains(_TLS_REPLY_PATTERN)
-            )
+            .when(is_error & data.str.contains(_TLS_REPLY_PATTERN))
             .then(K_TLS_REPLY)
-            .when((reply_code == "4") | (reply_code == "5"))
+            .when(is_error)
             .then(K_ERROR_REPLY)
             .otherwise(0)
         )
