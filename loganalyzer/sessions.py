@@ -296,6 +296,7 @@ def _merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
             by=["logset", "rep"],
             strategy="backward",
             tolerance=CONNECT_FAILURE_WINDOW,
+            check_sortedness=False,
         )
         .drop_nulls("a_sid")
         .unique(subset=["logset", "a_sid"], keep="first", maintain_order=True)
@@ -563,12 +564,14 @@ def _mark_fallback(df: pl.DataFrame, window: timedelta) -> pl.DataFrame:
     Peer = same server, direction and connector, and the same remote IP or remote host name.
     """
     scope = ["server", "direction", "connector"]
-    df = df.with_row_index("_row")
-    result = pl.Series("_row", [], dtype=pl.UInt32)
-    plain = df.filter(pl.col("outcome") == "plaintext")
-    failed = df.filter(pl.col("outcome") == "tls_failed")
-    good = df.filter(pl.col("outcome") == "tls")
-    flagged: list[pl.Series] = [result]
+    keyed = df.with_row_index("_row").select(
+        "_row", "outcome", "start_utc", "end_utc", "remote_ip", "remote_host",
+        *[pl.col(c).fill_null("") for c in scope],
+    )  # fmt: skip
+    plain = keyed.filter(pl.col("outcome") == "plaintext")
+    failed = keyed.filter(pl.col("outcome") == "tls_failed")
+    good = keyed.filter(pl.col("outcome") == "tls")
+    flagged = [pl.Series("_row", [], dtype=pl.UInt32)]
     if not plain.is_empty() and not failed.is_empty():
         for peer in ("remote_ip", "remote_host"):
             by = [*scope, peer]
@@ -577,15 +580,15 @@ def _mark_fallback(df: pl.DataFrame, window: timedelta) -> pl.DataFrame:
             g = good.select(*by, g_start="start_utc").drop_nulls([peer]).sort("g_start")
             m = p.join_asof(
                 f, left_on="start_utc", right_on="f_end", by=by, strategy="backward",
-                tolerance=window,
+                tolerance=window, check_sortedness=False,
+            ).join_asof(
+                g, left_on="start_utc", right_on="g_start", by=by, strategy="backward",
+                check_sortedness=False,
             )  # fmt: skip
-            m = m.sort("start_utc").join_asof(
-                g, left_on="start_utc", right_on="g_start", by=by, strategy="backward"
-            )
             hit = m.filter(
                 pl.col("f_end").is_not_null()
                 & (pl.col("g_start").is_null() | (pl.col("g_start") < pl.col("f_end")))
             )
             flagged.append(hit.get_column("_row"))
-    rows = pl.concat(flagged).unique()
-    return df.with_columns(fallback=pl.col("_row").is_in(rows.implode())).drop("_row")
+    rows = pl.concat(flagged).unique().implode()
+    return df.with_row_index("_row").with_columns(fallback=pl.col("_row").is_in(rows)).drop("_row")
