@@ -380,7 +380,7 @@ def test_header_only_file_gives_an_empty_table(tmp_path):
 
 def test_nothing_readable_raises(tmp_path):
     (tmp_path / "notes.txt").write_text("hello", "utf-8")
-    with pytest.raises(NoInputError, match="notes.txt: not an Exchange SMTP protocol log"):
+    with pytest.raises(NoInputError, match=r"notes\.txt: not an Exchange SMTP protocol log"):
         loganalyzer.read_sessions(tmp_path)
     with pytest.raises(NoInputError, match="no such file"):
         loganalyzer.read_sessions(tmp_path / "missing")
