@@ -11,7 +11,6 @@ vectorised string tests into an integer *kind* (below); no Python code runs per 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 
@@ -330,13 +329,11 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
     if not data.strip():
         return _empty_rows(), malformed
     try:
-        rows = _read_csv(data)
+        rows = _read_csv(data).with_row_index("row")
+        rows = rows.with_columns(line=_line_numbers(data, first_line, rows.height))
     except pl.exceptions.PolarsError:
-        data, found = _neutralise_bad_lines(data, first_line)
+        rows, found = _read_csv_slowly(data, first_line)
         malformed.extend(found)
-        rows = _read_csv(data)
-    rows = rows.with_row_index("row")
-    rows = rows.with_columns(line=_line_numbers(data, first_line, rows.height))
     rows = rows.filter(~pl.all_horizontal(pl.col(FIELDS).is_null()))
     seq = pl.col("seq").cast(pl.Int64, strict=False)
     valid = (
@@ -387,24 +384,36 @@ def _complete_row(line: bytes) -> bool:
     return len(fields) == len(FIELDS)
 
 
-def _neutralise_bad_lines(data: bytes, first_line: int) -> tuple[bytes, list[Malformed]]:
-    """Slow path for a chunk the fast reader rejects: turn each bad line into a comment line.
+def _read_csv_slowly(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[Malformed]]:
+    """Slow path for a chunk the fast reader rejects (an unbalanced quote, extra fields).
 
-    A line is bad when it does not split into exactly 9 CSV fields on its own (an unbalanced
-    quote, extra fields). Line numbers are kept, so evidence still points at the right rows.
+    Each line is parsed on its own with the standard csv module; lines that do not give exactly
+    9 fields are reported as malformed and the rest are kept, with their line numbers.
     """
     found: list[Malformed] = []
-    out = io.BytesIO()
-    lines = data.split(b"\n")
-    for offset, line in enumerate(lines):
-        body = line.rstrip(b"\r")
-        if body and not body.startswith(b"#") and not _complete_row(body):
+    columns: list[list[str | None]] = [[] for _ in FIELDS]
+    lines: list[int] = []
+    for offset, raw in enumerate(data.split(b"\n")):
+        body = raw.rstrip(b"\r")
+        if not body.strip() or body.startswith(b"#"):
+            continue
+        try:
+            fields = next(csv.reader([body.decode("utf-8", "replace")], strict=True))
+        except csv.Error:
+            fields = []
+        if len(fields) != len(FIELDS):
             found.append(Malformed(first_line + offset, "not a 9-field protocol-log row"))
-            line = b"#!malformed"
-        out.write(line)
-        if offset < len(lines) - 1:
-            out.write(b"\n")
-    return out.getvalue(), found
+            continue
+        for column, value in zip(columns, fields, strict=True):
+            column.append(value or None)
+        lines.append(first_line + offset)
+    rows = pl.DataFrame(
+        {
+            name: pl.Series(name, values, dtype=pl.String)
+            for name, values in zip(FIELDS, columns, strict=True)
+        }
+    ).with_row_index("row")
+    return rows.with_columns(line=pl.Series("line", lines, dtype=pl.Int64)), found
 
 
 def _line_numbers(data: bytes, first_line: int, count: int) -> pl.Series:
