@@ -17,44 +17,35 @@ from loganalyzer.schema import to_pandas
 from loganalyzer.sources import ReadStats, iter_batches
 from loganalyzer.sources import exchange as ex
 
-_KIND_NAMES = {
+#: Readable names of the row kinds (``kind`` column).
+KIND_NAMES = {
+    ex.K_CONNECT: "connect",
     ex.K_DISCONNECT: "disconnect",
+    ex.K_PRECONNECT: "connecting",
+    ex.K_CONNECT_FAIL: "connect_failed",
+    ex.K_BANNER: "banner",
     ex.K_EHLO: "ehlo",
-    ex.K_EHLO_AFTER_TLS: "ehlo",
+    ex.K_OFFER: "starttls_offered",
     ex.K_STARTTLS: "starttls",
     ex.K_MAIL: "mail_from",
     ex.K_RCPT: "rcpt_to",
-    ex.K_BANNER: "banner",
-    ex.K_OFFER: "starttls_offered",
     ex.K_QUEUED: "message_accepted",
     ex.K_ERROR_REPLY: "error_reply",
     ex.K_TLS_REPLY: "tls_error_reply",
     ex.K_TLS_OK: "tls_negotiated",
     ex.K_TLS_FAIL: "tls_failed",
     ex.K_TLS_VERDICT: "tls_verdict",
-    ex.K_CONNECT_FAIL: "connect_failed",
     ex.K_FAIL_INFO: "failure_info",
-    ex.K_PRECONNECT: "connecting",
-    ex.K_CONNECT: "connect",
-    ex.K_CERT_LABEL: "certificate_label",
+    ex.K_LABEL_LOCAL: "local_certificate",
+    ex.K_LABEL_REMOTE: "remote_certificate",
+    ex.K_CERT_SUBJECT: "certificate_subject",
+    ex.K_CERT_ISSUER: "certificate_issuer",
+    ex.K_CERT_SERIAL: "certificate_serial",
+    ex.K_CERT_THUMBPRINT: "certificate_thumbprint",
+    ex.K_CERT_SANS: "certificate_sans",
+    ex.K_ONELINE_LOCAL: "local_certificate_oneline",
+    ex.K_ONELINE_REMOTE: "remote_certificate_oneline",
 }
-_SIDES = {ex.SIDE_LOCAL: "local", ex.SIDE_REMOTE: "remote", ex.SIDE_UNKNOWN: "unlabelled"}
-
-
-def kind_name(kind: int) -> str | None:
-    """Readable name of a row kind (``local_certificate_subject``, ``tls_negotiated``...)."""
-    if kind == 0:
-        return None
-    if kind < ex.CERT_BASE:
-        return _KIND_NAMES.get(kind)
-    offset = kind - ex.CERT_BASE
-    side, field = divmod(offset, 16)
-    if side not in _SIDES or field // 2 >= len(ex.CERT_FIELDS):
-        return None
-    return f"{_SIDES[side]}_certificate_{ex.CERT_FIELDS[field // 2]}"
-
-
-_KIND_TABLE = {k: kind_name(k) for k in range(256)}
 
 
 def read_events(
@@ -68,7 +59,7 @@ def read_events(
     Columns: ``source, server, role, direction, file, line, date_time`` (UTC timestamp),
     ``session_id, sequence_number, connector_id, local_endpoint, remote_endpoint, event, data,
     context`` (the raw fields) and ``kind`` (what the row says, e.g. ``tls_negotiated``,
-    ``remote_certificate_thumbprint``; null for rows without a TLS/session fact).
+    ``certificate_thumbprint``; null for rows without a session fact).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -87,7 +78,9 @@ def read_events(
                 date_time=pl.col("dt").str.to_datetime(
                     "%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC", strict=False
                 ),
-                session_id=pl.col("sid"),
+                session_id=pl.col("sid").map_elements(
+                    lambda sid: f"{sid:016X}", return_dtype=pl.String
+                ),
                 sequence_number=pl.col("seq"),
                 connector_id=pl.col("cid"),
                 local_endpoint=pl.col("lep"),
@@ -95,7 +88,9 @@ def read_events(
                 event=pl.col("ev"),
                 data=pl.col("data"),
                 context=pl.col("ctx"),
-                kind=pl.col("kind").replace_strict(_KIND_TABLE, return_dtype=pl.String),
+                kind=pl.col("kind").replace_strict(
+                    KIND_NAMES, default=None, return_dtype=pl.String
+                ),
             )
         )
     if stats.files == 0:

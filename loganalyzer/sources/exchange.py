@@ -69,11 +69,9 @@ def sniff(head: bytes, log: LogInput) -> Sniffed | None:
 
 
 # --- row kinds -------------------------------------------------------------------------------
-# One small integer per row says which fact it carries; 0 = none. Certificate rows get
-# CERT_BASE + side * 16 + field * 2 + after_tls_result (see cert_kind()).
+# One small integer per row says which fact it carries; 0 = none.
 K_DISCONNECT = 1
 K_EHLO = 2
-K_EHLO_AFTER_TLS = 3
 K_STARTTLS = 4
 K_MAIL = 5
 K_RCPT = 6
@@ -89,17 +87,27 @@ K_CONNECT_FAIL = 15
 K_FAIL_INFO = 16
 K_PRECONNECT = 17
 K_CONNECT = 18
-K_CERT_LABEL = 19
-CERT_BASE = 32
+K_LABEL_LOCAL = 20  # "Sending certificate": the block that follows is ours
+K_LABEL_REMOTE = 21  # "Remote certificate", "Received certificate", ...: the peer's
+K_CERT_SUBJECT = 22
+K_CERT_ISSUER = 23
+K_CERT_SERIAL = 24
+K_CERT_THUMBPRINT = 25
+K_CERT_SANS = 26
+K_ONELINE_LOCAL = 27  # one-row form "Sending certificate Subject Issuer name ..."
+K_ONELINE_REMOTE = 28
 
-SIDE_LOCAL, SIDE_REMOTE, SIDE_UNKNOWN = 0, 1, 2
-CERT_FIELDS = ("subject", "issuer", "serial", "thumbprint", "sans", "oneline")
+CERT_FIELD_KINDS = (K_CERT_SUBJECT, K_CERT_ISSUER, K_CERT_SERIAL, K_CERT_THUMBPRINT, K_CERT_SANS)
+CERT_KINDS = (K_LABEL_LOCAL, K_LABEL_REMOTE, *CERT_FIELD_KINDS, K_ONELINE_LOCAL, K_ONELINE_REMOTE)
+#: Information rows whose fact is in the data column (the others' is in the context column).
+DATA_KINDS = (*CERT_FIELD_KINDS, K_ONELINE_LOCAL, K_ONELINE_REMOTE)
+
 _FIELD_CONTEXTS = {
-    "Certificate subject": 0,
-    "Certificate issuer name": 1,
-    "Certificate serial number": 2,
-    "Certificate thumbprint": 3,
-    "Certificate alternate names": 4,
+    "Certificate subject": K_CERT_SUBJECT,
+    "Certificate issuer name": K_CERT_ISSUER,
+    "Certificate serial number": K_CERT_SERIAL,
+    "Certificate thumbprint": K_CERT_THUMBPRINT,
+    "Certificate alternate names": K_CERT_SANS,
 }
 _LOCAL_LABELS = ("Sending certificate",)
 _REMOTE_LABELS = (
@@ -142,156 +150,99 @@ _TLS_REPLY_PATTERN = (
 )
 
 
-def cert_kind(side: int, field: int, after_result: int) -> int:
-    """Kind code of a certificate field row."""
-    return CERT_BASE + side * 16 + field * 2 + after_result
+_REPLY_OFFER = re.compile(r"^250[ -](?:.* )?(?:STARTTLS|X-ANONYMOUSTLS)(?: |$)")
+_REPLY_QUEUED = re.compile(r"^250 (?:2\.6\.0\b|.*\bqueued\b)", re.IGNORECASE)
+_REPLY_TLS = re.compile(_TLS_REPLY_PATTERN)
+_COMMANDS = {"EHLO": K_EHLO, "HELO": K_EHLO, "MAIL": K_MAIL, "RCPT": K_RCPT}
+_STARTTLS_COMMANDS = ("STARTTLS", "X-ANONYMOUSTLS")
 
 
-def _starts_any(col: pl.Expr, prefixes: tuple[str, ...]) -> pl.Expr:
-    expr = col.str.starts_with(prefixes[0])
-    for prefix in prefixes[1:]:
-        expr = expr | col.str.starts_with(prefix)
-    return expr
+def reply_kind(data: str) -> int:
+    """Kind of a server reply line (``220 ...`` banner, STARTTLS offer, queued, error)."""
+    if data.startswith("220 "):
+        return 0 if data.startswith("220 2.0.0") else K_BANNER
+    if data.startswith("250"):
+        if _REPLY_OFFER.match(data):
+            return K_OFFER
+        return K_QUEUED if _REPLY_QUEUED.match(data) else 0
+    if data[:1] in ("4", "5") and data[1:3].isdigit():
+        return K_TLS_REPLY if _REPLY_TLS.search(data) else K_ERROR_REPLY
+    return 0
+
+
+def command_kind(data: str) -> int:
+    """Kind of a client command line (EHLO/HELO, MAIL, RCPT, STARTTLS/X-ANONYMOUSTLS)."""
+    word = data.split(" ", 1)[0].upper()
+    return K_STARTTLS if word in _STARTTLS_COMMANDS else _COMMANDS.get(word, 0)
+
+
+def context_kind(context: str) -> int:
+    """Kind of an information (``*``) row from its context text."""
+    if context.startswith("TLS protocol ") and "succeeded" in context:
+        return K_TLS_OK
+    if context.startswith("TLS negotiation failed"):
+        return K_TLS_FAIL
+    if context.startswith(_TLS_VERDICT_PREFIXES):
+        return K_TLS_VERDICT
+    if context.startswith("Failed to connect"):
+        return K_CONNECT_FAIL
+    if context.startswith(_FAIL_INFO_PREFIXES):
+        return K_FAIL_INFO
+    if context in ("attempting to connect", "Set Session Permissions"):
+        return K_PRECONNECT
+    if context in _FIELD_CONTEXTS:
+        return _FIELD_CONTEXTS[context]
+    if _ONELINE_SUFFIX in context:
+        return K_ONELINE_LOCAL if context.startswith(_LOCAL_LABELS) else K_ONELINE_REMOTE
+    if context in _LOCAL_LABELS:
+        return K_LABEL_LOCAL
+    if context in _REMOTE_LABELS or context.startswith("CRL validation failed"):
+        return K_LABEL_REMOTE
+    return 0
+
+
+def _lookup(column: pl.Series, classify_one) -> dict[str, int]:
+    """Classify the distinct values of a column in Python (a few thousand per chunk at most)."""
+    kinds = {}
+    for value in column.unique().to_list():
+        if value is not None:
+            kind = classify_one(value)
+            if kind:
+                kinds[value] = kind
+    return kinds
 
 
 def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
-    """Add ``kind`` (UInt8) and ``v`` (the row's fact text) to parsed rows of one direction.
+    """Add ``kind`` (UInt8: which fact a row carries, 0 = none) to parsed rows of one direction.
 
     Client commands are ``<`` rows in receive logs and ``>`` rows in send logs; server replies
-    the other way round. Certificate rows are attributed to a side by the last label row before
-    them in the session, and marked as before/after the TLS result row.
+    the other way round. Every distinct context / reply text is classified once in Python
+    (``context_kind``, ``reply_kind``, ``command_kind``) and mapped back with a hash lookup, so
+    the cost per row is a few vectorised lookups.
     """
     client, server = ("<", ">") if direction == "receive" else (">", "<")
-    ev, data, ctx = pl.col("ev"), pl.col("data"), pl.col("ctx")
-    upper4 = data.str.slice(0, 4).str.to_uppercase()
-    reply_code = data.str.slice(0, 1)
-    is_info = ev == "*"
-    is_error = (reply_code == "4") | (reply_code == "5")
+    ev = pl.col("ev")
+    info = _lookup(rows.filter(ev == "*").get_column("ctx"), context_kind)
+    replies = _lookup(rows.filter(ev == server).get_column("data"), reply_kind)
+    commands = _lookup(rows.filter(ev == client).get_column("data").str.slice(0, 16), command_kind)
+
+    def mapped(expr: pl.Expr, table: dict[str, int]) -> pl.Expr:
+        return expr.replace_strict(table, default=0, return_dtype=pl.UInt8)
+
     kind = (
-        pl.when(ev == server)
-        .then(
-            pl.when(data.str.starts_with("220 ") & ~data.str.starts_with("220 2.0.0"))
-            .then(K_BANNER)
-            .when(
-                data.str.starts_with("250")
-                & data.str.contains(r"[ -](?:STARTTLS|X-ANONYMOUSTLS)(?: |$)")
-            )
-            .then(K_OFFER)
-            .when(data.str.starts_with("250 2.6.0") | data.str.contains("(?i)^250 .*queued"))
-            .then(K_QUEUED)
-            .when(is_error & data.str.contains(_TLS_REPLY_PATTERN))
-            .then(K_TLS_REPLY)
-            .when(is_error)
-            .then(K_ERROR_REPLY)
-            .otherwise(0)
-        )
+        pl.when(ev == "*")
+        .then(mapped(pl.col("ctx"), info))
+        .when(ev == server)
+        .then(mapped(pl.col("data"), replies))
         .when(ev == client)
-        .then(
-            pl.when((upper4 == "EHLO") | (upper4 == "HELO"))
-            .then(K_EHLO)
-            .when(upper4 == "MAIL")
-            .then(K_MAIL)
-            .when(upper4 == "RCPT")
-            .then(K_RCPT)
-            .when(data.str.to_uppercase().is_in(["STARTTLS", "X-ANONYMOUSTLS"]))
-            .then(K_STARTTLS)
-            .otherwise(0)
-        )
-        .when(is_info)
-        .then(
-            pl.when(ctx.str.starts_with("TLS protocol ") & ctx.str.contains("succeeded"))
-            .then(K_TLS_OK)
-            .when(ctx.str.starts_with("TLS negotiation failed"))
-            .then(K_TLS_FAIL)
-            .when(_starts_any(ctx, _TLS_VERDICT_PREFIXES))
-            .then(K_TLS_VERDICT)
-            .when(ctx.str.starts_with("Failed to connect"))
-            .then(K_CONNECT_FAIL)
-            .when(_starts_any(ctx, _FAIL_INFO_PREFIXES))
-            .then(K_FAIL_INFO)
-            .when(
-                ctx.is_in(list(_FIELD_CONTEXTS))
-                | ctx.str.contains(" certificate")
-                | ctx.str.starts_with("CRL validation failed")
-            )
-            .then(K_CERT_LABEL)  # refined into side/field kinds by _refine_certificates()
-            .when((ctx == "attempting to connect") | (ctx == "Set Session Permissions"))
-            .then(K_PRECONNECT)
-            .otherwise(0)
-        )
+        .then(mapped(pl.col("data").str.slice(0, 16), commands))
         .when(ev == "-")
-        .then(K_DISCONNECT)
+        .then(pl.lit(K_DISCONNECT, pl.UInt8))
         .when(ev == "+")
-        .then(K_CONNECT)
-        .otherwise(0)
-        .cast(pl.UInt8)
+        .then(pl.lit(K_CONNECT, pl.UInt8))
+        .otherwise(pl.lit(0, pl.UInt8))
     )
-    rows = rows.with_columns(kind=kind)
-    k = pl.col("kind")
-    value = (
-        pl.when(ctx.is_in(list(_FIELD_CONTEXTS)))
-        .then(data)
-        .when(k == K_CERT_LABEL)
-        .then(pl.coalesce(data, ctx))
-        .when(is_info | (ev == "-"))
-        .then(ctx)
-        .otherwise(data)
-    )
-    rows = rows.with_columns(v=value)
-    return _refine_certificates(rows)
-
-
-def _refine_certificates(rows: pl.DataFrame) -> pl.DataFrame:
-    """Give certificate rows their side/field kind, and EHLO rows after TLS their own kind."""
-    ctx = pl.col("ctx")
-    tls_result = pl.col("kind").is_in([K_TLS_OK, K_TLS_FAIL])
-    interesting = rows.filter(
-        (pl.col("kind") == K_CERT_LABEL) | tls_result | (pl.col("kind") == K_EHLO)
-    )
-    if interesting.is_empty():
-        return rows
-    label_side = (
-        pl.when(ctx.is_in(_LOCAL_LABELS) & pl.col("data").is_null())
-        .then(SIDE_LOCAL)
-        .when(ctx.is_in(_REMOTE_LABELS) & pl.col("data").is_null())
-        .then(SIDE_REMOTE)
-        .when(ctx.str.starts_with("CRL validation failed"))
-        .then(SIDE_REMOTE)
-    )
-    oneline_side = (
-        pl.when(ctx.str.starts_with("Sending certificate" + _ONELINE_SUFFIX))
-        .then(SIDE_LOCAL)
-        .when(ctx.str.contains(_ONELINE_SUFFIX, literal=True))
-        .then(SIDE_REMOTE)
-    )
-    field = pl.col("ctx").replace_strict(_FIELD_CONTEXTS, default=None, return_dtype=pl.Int32)
-    result_seq = pl.when(tls_result).then(pl.col("seq")).otherwise(None).min().over("sid")
-    after = (pl.col("seq") > result_seq).fill_null(False).cast(pl.Int32)
-    refined = interesting.with_columns(
-        side=pl.when(pl.col("kind") == K_CERT_LABEL).then(label_side.cast(pl.Int32)),
-        oneline=oneline_side.cast(pl.Int32),
-        field=field,
-        after=after,
-    ).with_columns(side=pl.col("side").forward_fill().over("sid"))
-    new_kind = (
-        pl.when(pl.col("kind") == K_EHLO)
-        .then(pl.when(pl.col("after") == 1).then(K_EHLO_AFTER_TLS).otherwise(K_EHLO))
-        .when(pl.col("kind") != K_CERT_LABEL)
-        .then(pl.col("kind"))
-        .when(pl.col("oneline").is_not_null())
-        .then(CERT_BASE + pl.col("oneline") * 16 + 5 * 2 + pl.col("after"))
-        .when(pl.col("field").is_not_null())
-        .then(
-            CERT_BASE
-            + pl.col("side").fill_null(SIDE_UNKNOWN) * 16
-            + pl.col("field") * 2
-            + pl.col("after")
-        )
-        .otherwise(0)
-        .cast(pl.UInt8)
-    )
-    refined = refined.select("row", kind=new_kind)
-    return rows.update(refined, on="row")
+    return rows.with_columns(kind=kind)
 
 
 # --- parsing a chunk --------------------------------------------------------------------------
@@ -308,71 +259,87 @@ class Malformed:
 def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame, list[Malformed]]:
     """Parse whole lines of a protocol log into rows with a 1-based ``line`` column.
 
-    Returns the valid rows (columns FIELDS with ``seq`` as Int64, plus ``line`` and ``row``) and
-    the malformed rows found. Header lines are skipped wherever they appear; blank lines are
-    ignored.
+    Returns the valid rows (columns FIELDS with ``seq`` as Int64 and ``sid`` as UInt64 (the
+    16-hex-digit id as a number), plus ``line``) and the
+    malformed rows found. Header lines are skipped wherever they appear; blank lines are
+    ignored. The common case (headers only at the top) skips them by count, which is much
+    faster than a comment test on every line.
     """
     malformed: list[Malformed] = []
     if data.startswith(BOM):
-        data = b"#" + data[len(BOM) :] if data[3:4] == b"#" else data[len(BOM) :]
+        data = data[len(BOM) :]
     if b"\n" + BOM in data:
         data = data.replace(b"\n" + BOM, b"\n")
     if final and data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
-        last = data[cut:].rstrip(b"\r")
-        if not _complete_row(last):
+        if not _complete_row(data[cut:].rstrip(b"\r")):
             line = first_line + data.count(b"\n", 0, cut)
             malformed.append(
                 Malformed(line, "truncated last line (no line end: file still being written?)")
             )
             data = data[:cut]
-    if not data.strip():
+    lead, offset = 0, 0
+    while data.startswith(b"#", offset):
+        lead += 1
+        offset = data.find(b"\n", offset) + 1
+        if offset == 0:
+            offset = len(data)
+            break
+    if not data[offset:].strip():
         return _empty_rows(), malformed
+    comments_inside = data.find(b"\n#", offset) >= 0
     try:
-        rows = _read_csv(data).with_row_index("row")
-        rows = rows.with_columns(line=_line_numbers(data, first_line, rows.height))
+        if comments_inside:
+            rows = _read_csv(data, comment_prefix="#")
+            line = _line_numbers(data, first_line, rows.height)
+        else:
+            rows = _read_csv(data, skip_rows=lead)
+            line = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) + (first_line + lead)
+        rows = rows.with_columns(line=line)
     except pl.exceptions.PolarsError:
         rows, found = _read_csv_slowly(data, first_line)
         malformed.extend(found)
-    rows = rows.filter(~pl.all_horizontal(pl.col(FIELDS).is_null()))
+    blank = pl.col("dt").is_null() & pl.col("sid").is_null() & pl.col("ev").is_null()
     seq = pl.col("seq").cast(pl.Int64, strict=False)
+    sid = pl.col("sid").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
     valid = (
         (pl.col("dt").str.len_bytes() == 24)
-        & pl.col("dt").str.ends_with("Z")
         & seq.is_not_null()
-        & pl.col("sid").is_not_null()
+        & sid.is_not_null()
         & pl.col("ev").is_in(["+", "-", ">", "<", "*"])
     )
-    rows = rows.with_columns(seq=seq, valid=valid.fill_null(False))
-    bad = rows.filter(~pl.col("valid"))
-    if bad.height:
+    rows = rows.with_columns(seq=seq, sid=sid, valid=valid.fill_null(False), blank=blank)
+    if not rows.get_column("valid").all():
+        bad = rows.filter(~pl.col("valid") & ~pl.col("blank"))
         malformed.extend(
             Malformed(int(line), "not a protocol-log row (fields missing or malformed)")
-            for line in bad["line"].to_list()
+            for line in bad.get_column("line").to_list()
         )
         rows = rows.filter(pl.col("valid"))
-    return rows.drop("valid"), malformed
+    return rows.drop("valid", "blank"), malformed
 
 
-def _read_csv(data: bytes) -> pl.DataFrame:
-    return pl.read_csv(
-        data,
-        has_header=False,
-        new_columns=list(FIELDS),
-        schema=dict.fromkeys(FIELDS, pl.String),
-        comment_prefix="#",
-        quote_char='"',
-        encoding="utf8-lossy",
-        raise_if_empty=False,
-    )
+def _read_csv(data: bytes, **options) -> pl.DataFrame:
+    """Polars' CSV reader with the protocol-log layout; invalid UTF-8 is replaced, not fatal."""
+    settings = {
+        "has_header": False,
+        "new_columns": list(FIELDS),
+        "schema": dict.fromkeys(FIELDS, pl.String),
+        "quote_char": '"',
+        "raise_if_empty": False,
+        **options,
+    }
+    try:
+        return pl.read_csv(data, **settings)
+    except pl.exceptions.ComputeError as err:
+        if "utf-8" not in str(err).lower() and "utf8" not in str(err).lower():
+            raise
+        return pl.read_csv(data, encoding="utf8-lossy", **settings)
 
 
 def _empty_rows() -> pl.DataFrame:
-    schema = dict.fromkeys(FIELDS, pl.String) | {
-        "seq": pl.Int64,
-        "line": pl.Int64,
-        "row": pl.UInt32,
-    }
+    schema = dict.fromkeys(FIELDS, pl.String)
+    schema |= {"seq": pl.Int64, "sid": pl.UInt64, "line": pl.Int64}
     return pl.DataFrame(schema=schema)
 
 
@@ -412,7 +379,7 @@ def _read_csv_slowly(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[M
             name: pl.Series(name, values, dtype=pl.String)
             for name, values in zip(FIELDS, columns, strict=True)
         }
-    ).with_row_index("row")
+    )
     return rows.with_columns(line=pl.Series("line", lines, dtype=pl.Int64)), found
 
 

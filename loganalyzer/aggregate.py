@@ -1,0 +1,198 @@
+"""Per-chunk session partials and their merge: the hot path of the session table.
+
+A *partial* is one row per session seen in one chunk (a run of lines of one file), with the
+facts that chunk shows: row counts per kind, the first/last text of the kinds that carry text,
+and the certificate fields per side. Partials are mergeable: a session that crosses chunks or
+files is merged by simple per-column rules (sum the counts, keep the earliest first value and
+the latest last value, chunks being read in file order).
+
+Partial columns (all per ``logset, sid``):
+
+- ``chunk, file`` (UInt32 ids), ``n`` rows, ``start``/``end`` (UTC datetimes, ms), ``first_seq``,
+  ``line`` of the first row, ``cid``/``lep``/``rep`` (connector-id, endpoints; Categorical)
+- ``n_<kind>``: rows of each counted kind (UInt32)
+- first/last texts (Categorical): ``ehlo_first``, ``ehlo_post`` (first EHLO after the TLS
+  result row), ``banner``, ``tls_ok``, ``tls_fail``, ``tls_verdict``, ``tls_reply``, ``error``
+  (the last failure row of any kind, with ``error_seq``), ``disconnect``; ``result_seq``
+- certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans}_{pre,post}``
+  and ``{local,remote}_oneline_{pre,post}``: the last value before / after the TLS result row.
+
+Text columns are Categorical so that a partial does not keep the chunk's buffers alive.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from loganalyzer.sources import exchange as ex
+
+COUNTED = {
+    "connect": ex.K_CONNECT,
+    "disconnect": ex.K_DISCONNECT,
+    "preconnect": ex.K_PRECONNECT,
+    "connect_fail": ex.K_CONNECT_FAIL,
+    "starttls": ex.K_STARTTLS,
+    "offer": ex.K_OFFER,
+    "mail": ex.K_MAIL,
+    "rcpt": ex.K_RCPT,
+    "queued": ex.K_QUEUED,
+    "tls_ok": ex.K_TLS_OK,
+    "tls_fail": ex.K_TLS_FAIL,
+    "tls_verdict": ex.K_TLS_VERDICT,
+    "tls_reply": ex.K_TLS_REPLY,
+}
+FIRST_TEXTS = {"ehlo_first": ex.K_EHLO, "banner": ex.K_BANNER}
+LAST_TEXTS = {
+    "tls_ok": ex.K_TLS_OK,
+    "tls_fail": ex.K_TLS_FAIL,
+    "tls_verdict": ex.K_TLS_VERDICT,
+    "tls_reply": ex.K_TLS_REPLY,
+    "disconnect": ex.K_DISCONNECT,
+}
+CERT_FIELDS = {
+    "subject": ex.K_CERT_SUBJECT,
+    "issuer": ex.K_CERT_ISSUER,
+    "serial": ex.K_CERT_SERIAL,
+    "thumbprint": ex.K_CERT_THUMBPRINT,
+    "sans": ex.K_CERT_SANS,
+}
+SIDES = ("local", "remote", "unknown")
+_SIDE_OF_ONELINE = {"local": ex.K_ONELINE_LOCAL, "remote": ex.K_ONELINE_REMOTE}
+
+
+def cert_columns() -> list[str]:
+    """Names of the certificate columns of a partial."""
+    names = [f"{s}_{f}" for s in SIDES for f in CERT_FIELDS]
+    names += [f"{s}_oneline" for s in _SIDE_OF_ONELINE]
+    return [f"{n}_{when}" for n in names for when in ("pre", "post")]
+
+
+def chunk_partial(rows: pl.DataFrame, logset: int, chunk: int, file: int) -> pl.DataFrame:
+    """Reduce classified rows of one chunk to one partial row per session (see module doc)."""
+    kind, seq, ev = pl.col("kind"), pl.col("seq"), pl.col("ev")
+    lazy = rows.lazy()
+    base = lazy.group_by("sid").agg(
+        n=pl.len().cast(pl.UInt32),
+        start=pl.col("dt").min(),
+        end=pl.col("dt").max(),
+        first_seq=seq.min(),
+        line=pl.col("line").first(),
+        cid=pl.col("cid").first(),
+        lep=pl.col("lep").drop_nulls().first(),
+        rep=pl.col("rep").drop_nulls().first(),
+    )
+    text = (
+        pl.when(((ev == "*") & ~kind.is_in(ex.DATA_KINDS)) | (ev == "-"))
+        .then(pl.col("ctx"))
+        .otherwise(pl.col("data"))
+    )
+    facts = lazy.filter(kind > 0).select("sid", "seq", "kind", v=text)
+    v = pl.col("v")
+    is_error = kind.is_in(ex.ERROR_KINDS)
+    is_result = kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])
+    summary = facts.group_by("sid").agg(
+        *[(kind == k).sum().cast(pl.UInt32).alias(f"n_{name}") for name, k in COUNTED.items()],
+        *[v.filter(kind == k).first().alias(name) for name, k in FIRST_TEXTS.items()],
+        *[v.filter(kind == k).last().alias(name) for name, k in LAST_TEXTS.items()],
+        error=v.filter(is_error).last(),
+        error_seq=seq.filter(is_error).max(),
+        result_seq=seq.filter(is_result).min(),
+    )
+    results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
+    ehlo_post = (
+        facts.filter(kind == ex.K_EHLO)
+        .join(results, on="sid", how="inner")
+        .filter(seq > pl.col("result_seq"))
+        .group_by("sid")
+        .agg(ehlo_post=v.first())
+    )
+    certificates = _certificates(facts.filter(kind.is_in(ex.CERT_KINDS)), results)
+    partial = (
+        base.join(summary, on="sid", how="left")
+        .join(ehlo_post, on="sid", how="left")
+        .join(certificates, on="sid", how="left")
+        .with_columns(
+            pl.col("start", "end").str.to_datetime(
+                "%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False
+            )
+        )
+        .with_columns(
+            pl.col(pl.String).cast(pl.Categorical),
+            logset=pl.lit(logset, pl.UInt32),
+            chunk=pl.lit(chunk, pl.UInt32),
+            file=pl.lit(file, pl.UInt32),
+        )
+    )
+    return _complete(partial.collect())
+
+
+def _certificates(certs: pl.LazyFrame, results: pl.LazyFrame) -> pl.LazyFrame:
+    """Certificate fields per side, last before and last after the TLS result row.
+
+    A field row belongs to the side of the last label row before it in the session; field rows
+    with no label before them go to ``unknown`` (resolved later from the session's direction).
+    """
+    kind, v = pl.col("kind"), pl.col("v")
+    side = (
+        pl.when(kind == ex.K_LABEL_LOCAL)
+        .then(pl.lit("local"))
+        .when(kind == ex.K_LABEL_REMOTE)
+        .then(pl.lit("remote"))
+    )
+    certs = (
+        certs.with_columns(side=side.forward_fill().over("sid").fill_null("unknown"))
+        .join(results, on="sid", how="left")
+        .with_columns(pre=(pl.col("seq") < pl.col("result_seq")).fill_null(True))
+    )
+    pre, is_side = pl.col("pre"), pl.col("side")
+    aggs = []
+    for when, cond in (("pre", pre), ("post", ~pre)):
+        for s in SIDES:
+            for name, k in CERT_FIELDS.items():
+                aggs.append(
+                    v.filter(cond & (kind == k) & (is_side == s)).last().alias(f"{s}_{name}_{when}")
+                )
+        for s, k in _SIDE_OF_ONELINE.items():
+            aggs.append(v.filter(cond & (kind == k)).last().alias(f"{s}_oneline_{when}"))
+    return certs.group_by("sid").agg(aggs)
+
+
+def _complete(partial: pl.DataFrame) -> pl.DataFrame:
+    """Fill counts of sessions without fact rows with 0 (they came out of a left join)."""
+    return partial.with_columns(pl.col("^n_.*$").fill_null(0))
+
+
+def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Concatenate partials and merge sessions that appear in several chunks.
+
+    Rules: counts add up; ``start``/``first_seq``/``result_seq`` take the minimum and ``end``/
+    ``error_seq`` the maximum; ``line``/``file``/``cid``/endpoints and first texts come from the
+    earliest chunk that has them; last texts and certificate fields from the latest one. The
+    first EHLO after TLS is the one in the chunk of the TLS result, or else the first EHLO of a
+    later chunk.
+    """
+    table = pl.concat(parts, how="vertical_relaxed")
+    key = ["logset", "sid"]
+    dup = pl.struct(key).is_duplicated()
+    if not table.select(dup.any()).item():
+        return table
+    crossing = table.filter(dup).sort([*key, "chunk"])
+    counts = [c for c in table.columns if c.startswith("n_")] + ["n"]
+    first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS]
+    last = [*LAST_TEXTS, "error", *cert_columns()]
+    result_chunk = pl.col("chunk").filter(pl.col("result_seq").is_not_null()).min()
+    post_candidate = (
+        pl.when(pl.col("chunk") == result_chunk)
+        .then(pl.col("ehlo_post"))
+        .when(pl.col("chunk") > result_chunk)
+        .then(pl.col("ehlo_first"))
+    )
+    merged = crossing.group_by(key, maintain_order=True).agg(
+        *[pl.col(c).sum() for c in counts],
+        *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
+        *[pl.col(c).max() for c in ("end", "error_seq")],
+        *[pl.col(c).drop_nulls().first() for c in first],
+        *[pl.col(c).drop_nulls().last() for c in last],
+        ehlo_post=post_candidate.drop_nulls().first(),
+    )
+    return pl.concat([table.filter(~dup), merged.select(table.columns)], how="vertical_relaxed")

@@ -1,0 +1,333 @@
+"""From merged session partials (see aggregate.py) to the session table's columns.
+
+Everything here runs once per session, never per log row; text is parsed on distinct strings
+only (a handful of TLS negotiation contexts and certificates per corpus). Cross-session rules
+(the failed connect logged under another id, and the plaintext fallback) run last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import timedelta
+
+import polars as pl
+import pyarrow as pa
+
+from loganalyzer import tls
+from loganalyzer.aggregate import CERT_FIELDS
+from loganalyzer.schema import SESSION_SCHEMA
+
+#: A failed connect logged under another id counts for an attempt that ended this long before.
+CONNECT_FAILURE_WINDOW = timedelta(seconds=60)
+
+
+def session_table(
+    wide: pl.DataFrame,
+    logsets: pl.DataFrame,
+    files: pl.DataFrame,
+    *,
+    fallback_window: timedelta,
+    server: str | None,
+) -> pa.Table:
+    """Merged partials -> Arrow table in SESSION_SCHEMA, ordered by start, server, session id.
+
+    ``logsets``: ``logset, path_server, role, direction`` per log set id; ``files``: ``file,
+    file_name`` per file id.
+    """
+    wide = wide.with_columns(pl.col(pl.Categorical).cast(pl.String))
+    wide = wide.join(logsets, on="logset", how="left").join(files, on="file", how="left")
+    wide = merge_failed_connects(wide)
+    sessions = _derive_columns(wide, server)
+    sessions = mark_fallback(sessions, fallback_window)
+    sessions = sessions.sort(
+        ["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True
+    )
+    return sessions.select(SESSION_SCHEMA.names).to_arrow().cast(SESSION_SCHEMA)
+
+
+def merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
+    """Fold a ``Failed to connect`` row logged under another id into its connection attempt.
+
+    The attempt id carries only ``Set Session Permissions``/``attempting to connect`` rows; the
+    failure id carries only the failure row, for the same remote endpoint, within 60 seconds
+    after the attempt. The merged row keeps the attempt's id, start, file and line.
+    """
+    send = pl.col("direction") == "send"
+    attempt = send & (pl.col("n") == pl.col("n_preconnect"))
+    failure = send & (pl.col("n") == pl.col("n_connect_fail"))
+    candidates = wide.filter(attempt | failure)
+    if candidates.is_empty():
+        return wide
+    attempts = candidates.filter(attempt).select("logset", "rep", a_sid="sid", a_end="end")
+    failures = candidates.filter(failure).select("logset", "rep", f_sid="sid", f_start="start")
+    pairs = (
+        failures.drop_nulls(["rep", "f_start"])
+        .sort("f_start")
+        .join_asof(
+            attempts.drop_nulls(["rep", "a_end"]).sort("a_end"),
+            left_on="f_start",
+            right_on="a_end",
+            by=["logset", "rep"],
+            strategy="backward",
+            tolerance=CONNECT_FAILURE_WINDOW,
+            check_sortedness=False,
+        )
+        .drop_nulls("a_sid")
+        .unique(subset=["logset", "a_sid"], keep="first", maintain_order=True)
+    )
+    if pairs.is_empty():
+        return wide
+    # The failure row carries the facts; the attempt gives identity, start and first row.
+    identity = ["start", "line", "file", "first_seq", "chunk"]
+    attempt_rows = wide.join(
+        pairs.select("logset", sid="a_sid", f_sid="f_sid"), on=["logset", "sid"]
+    )
+    merged = (
+        wide.join(pairs.select("logset", sid="f_sid"), on=["logset", "sid"])
+        .drop([*identity])
+        .rename({"sid": "f_sid"})
+        .join(
+            attempt_rows.select(
+                "logset", "f_sid", *identity, sid="sid", a_n="n", a_pre="n_preconnect"
+            ),
+            on=["logset", "f_sid"],
+        )
+        .with_columns(n=pl.col("n") + pl.col("a_n"), n_preconnect=pl.col("a_pre"))
+    )
+    gone = pl.concat([pairs.select("logset", sid="a_sid"), pairs.select("logset", sid="f_sid")])
+    rest = wide.join(gone, on=["logset", "sid"], how="anti")
+    return pl.concat([rest, merged.select(wide.columns)], how="vertical_relaxed")
+
+
+def _endpoint(col: str, part: int) -> pl.Expr:
+    groups = pl.col(col).str.extract_groups(r"^\[?(.*?)\]?:(\d+)$")
+    if part == 0:
+        return pl.coalesce(groups.struct.field("1"), pl.col(col))
+    return groups.struct.field("2").cast(pl.Int32, strict=False)
+
+
+def _second_token(expr: pl.Expr) -> pl.Expr:
+    token = expr.str.strip_chars().str.split(" ").list.get(1, null_on_oob=True)
+    return pl.when(token.str.len_chars() > 0).then(token)
+
+
+def _hex16(values: pl.Series) -> pl.Series:
+    """Session ids back to their 16 upper-case hex digits."""
+    return pl.Series([f"{v:016X}" for v in values.to_list()], dtype=pl.String)
+
+
+def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
+    """From the wide per-session facts to the contract's columns (before fallback)."""
+    n = pl.col
+    receive = n("direction") == "receive"
+    cid = n("cid")
+    tls_ok = n("n_tls_ok") > 0
+    requested = n("n_starttls") > 0
+    ended = n("n_disconnect") > 0
+    tls_failure = (
+        (n("n_tls_fail") > 0)
+        | (n("n_tls_verdict") > 0)
+        | (n("n_tls_reply") > 0)
+        | (requested & ~tls_ok & ended)
+    )
+    outcome = (
+        pl.when((n("n_connect_fail") > 0) & (n("n_connect") == 0))
+        .then(pl.lit("connect_failed"))
+        .when(tls_failure)
+        .then(pl.lit("tls_failed"))
+        .when(tls_ok)
+        .then(pl.lit("tls"))
+        .when((n("n_mail") > 0) | ended)
+        .then(pl.lit("plaintext"))
+        .otherwise(pl.lit("incomplete"))
+    )
+    server_expr = (
+        pl.lit(server)
+        if server is not None
+        else pl.coalesce(
+            pl.when(receive).then(cid.str.extract(r"^([^\\]+)\\", 1)), n("path_server")
+        )
+    )
+    connector = pl.when(receive & cid.str.contains("\\", literal=True)).then(
+        cid.str.splitn("\\", 2).struct.field("field_1")
+    )
+    helo_cmd = pl.coalesce(pl.when(tls_ok).then(n("ehlo_post")), n("ehlo_first"))
+    out = w.with_columns(
+        source=pl.lit("exchange"),
+        server=server_expr,
+        connector=pl.coalesce(connector, cid),
+        session_id=_hex16(w.get_column("sid")),
+        start_utc=n("start"),
+        end_utc=n("end"),
+        local_ip=_endpoint("lep", 0),
+        local_port=_endpoint("lep", 1),
+        remote_ip=_endpoint("rep", 0),
+        remote_port=_endpoint("rep", 1),
+        helo=_second_token(helo_cmd),
+        banner_host=_second_token(n("banner")),
+        starttls_offered=n("n_offer") > 0,
+        starttls_requested=requested,
+        tls=tls_ok,
+        tls_error_raw=pl.coalesce(n("tls_fail"), n("tls_verdict"), n("tls_reply")),
+        messages=n("n_mail"),
+        recipients=n("n_rcpt"),
+        delivered=n("n_queued"),
+        last_error=n("error"),
+        outcome=outcome,
+        file=n("file_name"),
+    ).with_columns(remote_host=pl.when(receive).then(n("helo")).otherwise(n("banner_host")))
+    out = _add_negotiation(out)
+    return _add_certificates(out)
+
+
+def _map_distinct(
+    df: pl.DataFrame, column: str, func: Callable[[str], dict], schema: dict
+) -> pl.DataFrame:
+    """Apply ``func`` to each distinct non-null value of ``column`` and join the results back."""
+    values = df.get_column(column).drop_nulls().unique().to_list()
+    table = pl.DataFrame(
+        [{column: v, **func(v)} for v in values], schema={column: pl.String, **schema}
+    )
+    return df.join(table, on=column, how="left")
+
+
+_NEGOTIATION_SCHEMA = {
+    "tls_version": pl.String,
+    "tls_cipher": pl.String,
+    "tls_cipher_bits": pl.Int32,
+    "tls_mac": pl.String,
+    "tls_mac_bits": pl.Int32,
+    "tls_key_exchange": pl.String,
+    "tls_key_exchange_bits": pl.Int32,
+}
+
+
+def _add_negotiation(df: pl.DataFrame) -> pl.DataFrame:
+    def negotiation(text: str) -> dict:
+        values = asdict(tls.parse_negotiation(text))
+        return {f"tls_{k}" if k != "version" else "tls_version": v for k, v in values.items()}
+
+    df = _map_distinct(
+        df.rename({"tls_ok": "tls_context"}), "tls_context", negotiation, _NEGOTIATION_SCHEMA
+    )
+    return _map_distinct(
+        df,
+        "tls_error_raw",
+        lambda t: {"tls_error": tls.tls_error_text(t)},
+        {"tls_error": pl.String},
+    )
+
+
+def _add_certificates(df: pl.DataFrame) -> pl.DataFrame:
+    """local_cert_* / remote_cert_* from the three certificate row forms.
+
+    Per side the block before the TLS result row wins, else the one after it (the send side's
+    ``Received certificate`` thumbprint). Field rows whose label row is missing are given to the
+    local side, except on a send session whose handshake succeeded (where only the server's
+    certificate is logged around the handshake).
+    """
+    send_ok = (pl.col("direction") == "send") & pl.col("tls")
+    orphan_is_remote = send_ok
+    fields: dict[str, pl.Expr] = {}
+    for side in ("local", "remote"):
+        orphan_here = orphan_is_remote if side == "remote" else ~orphan_is_remote
+        for name in CERT_FIELDS:
+            own = pl.coalesce(pl.col(f"{side}_{name}_pre"), pl.col(f"{side}_{name}_post"))
+            orphan = pl.coalesce(pl.col(f"unknown_{name}_pre"), pl.col(f"unknown_{name}_post"))
+            fields[f"_{side}_{name}"] = pl.coalesce(own, pl.when(orphan_here).then(orphan))
+        fields[f"_{side}_oneline"] = pl.coalesce(
+            pl.col(f"{side}_oneline_pre"), pl.col(f"{side}_oneline_post")
+        )
+    df = df.with_columns(**fields)
+    for side in ("local", "remote"):
+        df = _certificate_side(df, side)
+    return df
+
+
+def _certificate_side(df: pl.DataFrame, side: str) -> pl.DataFrame:
+    prefix = f"{side}_cert"
+    oneline_schema = {
+        f"_o_{k}": pl.List(pl.String) if k == "sans" else pl.String
+        for k in ("subject", "issuer", "serial", "thumbprint", "not_before", "not_after", "sans")
+    }
+
+    def oneline(text: str) -> dict:
+        facts = tls.parse_oneline_certificate(text)
+        if facts is None:
+            return {}
+        values = asdict(facts)
+        values["sans"] = list(facts.sans) if facts.sans else None
+        return {f"_o_{k}": v for k, v in values.items()}
+
+    df = _map_distinct(df, f"_{side}_oneline", oneline, oneline_schema)
+    for key in ("subject", "issuer"):  # mojibake repair, on distinct DNs
+        df = _map_distinct(
+            df,
+            f"_{side}_{key}",
+            lambda t: {"_fixed": tls.repair_mojibake(t)},
+            {"_fixed": pl.String},
+        ).rename({"_fixed": f"_fixed_{key}"})
+    thumb = pl.coalesce(pl.col("_o_thumbprint"), pl.col(f"_{side}_thumbprint")).str.strip_chars()
+    sans = (
+        pl.col(f"_{side}_sans")
+        .str.split(";")
+        .list.eval(pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0))
+    )
+    df = df.with_columns(
+        **{
+            f"{prefix}_thumbprint": pl.when(thumb.str.contains(r"^[0-9A-Fa-f]+$"))
+            .then(thumb.str.to_uppercase())
+            .otherwise(thumb),
+            f"{prefix}_subject": pl.coalesce(pl.col("_o_subject"), pl.col("_fixed_subject")),
+            f"{prefix}_issuer": pl.coalesce(pl.col("_o_issuer"), pl.col("_fixed_issuer")),
+            f"{prefix}_serial": pl.coalesce(pl.col("_o_serial"), pl.col(f"_{side}_serial")),
+            f"{prefix}_not_before_utc": _to_ts(pl.col("_o_not_before")),
+            f"{prefix}_not_after_utc": _to_ts(pl.col("_o_not_after")),
+            f"{prefix}_sans": pl.coalesce(
+                pl.col("_o_sans"), pl.when(sans.list.len() > 0).then(sans)
+            ),
+        }
+    )
+    return df.drop([c for c in df.columns if c.startswith(("_o_", "_fixed_"))])
+
+
+def _to_ts(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC", strict=False)
+
+
+def mark_fallback(df: pl.DataFrame, window: timedelta) -> pl.DataFrame:
+    """``fallback``: a plaintext session that starts within ``window`` after the end of a
+    tls_failed session with the same peer, with no successful TLS session with it in between.
+
+    Peer = same server, direction and connector, and the same remote IP or remote host name.
+    """
+    scope = ["server", "direction", "connector"]
+    keyed = df.with_row_index("_row").select(
+        "_row", "outcome", "start_utc", "end_utc", "remote_ip", "remote_host",
+        *[pl.col(c).fill_null("") for c in scope],
+    )  # fmt: skip
+    plain = keyed.filter(pl.col("outcome") == "plaintext")
+    failed = keyed.filter(pl.col("outcome") == "tls_failed")
+    good = keyed.filter(pl.col("outcome") == "tls")
+    flagged = [pl.Series("_row", [], dtype=pl.UInt32)]
+    if not plain.is_empty() and not failed.is_empty():
+        for peer in ("remote_ip", "remote_host"):
+            by = [*scope, peer]
+            p = plain.select("_row", *by, "start_utc").drop_nulls([peer]).sort("start_utc")
+            f = failed.select(*by, f_end="end_utc").drop_nulls([peer, "f_end"]).sort("f_end")
+            g = good.select(*by, g_start="start_utc").drop_nulls([peer]).sort("g_start")
+            m = p.join_asof(
+                f, left_on="start_utc", right_on="f_end", by=by, strategy="backward",
+                tolerance=window, check_sortedness=False,
+            ).join_asof(
+                g, left_on="start_utc", right_on="g_start", by=by, strategy="backward",
+                check_sortedness=False,
+            )  # fmt: skip
+            hit = m.filter(
+                pl.col("f_end").is_not_null()
+                & (pl.col("g_start").is_null() | (pl.col("g_start") < pl.col("f_end")))
+            )
+            flagged.append(hit.get_column("_row"))
+    rows = pl.concat(flagged).unique().implode()
+    return df.with_row_index("_row").with_columns(fallback=pl.col("_row").is_in(rows)).drop("_row")
