@@ -13,7 +13,8 @@ Partial columns (all per ``logset, sid``):
 - ``n_<kind>``: rows of each counted kind (UInt32)
 - first/last texts (Categorical): ``ehlo_first``, ``ehlo_post`` (first EHLO after the TLS
   result row), ``banner``, ``tls_ok``, ``tls_fail``, ``tls_verdict``, ``tls_reply``, ``error``
-  (the last failure row of any kind, with ``error_seq``), ``disconnect``; ``result_seq``
+  ``error_reply``/``error_info`` (the last failure reply / information row, each with its
+  ``*_seq``), ``disconnect``; ``result_seq`` (first TLS result row)
 - certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans}_{pre,post}``
   and ``{local,remote}_oneline_{pre,post}``: the last value before / after the TLS result row.
 
@@ -49,6 +50,12 @@ LAST_TEXTS = {
     "tls_reply": ex.K_TLS_REPLY,
     "disconnect": ex.K_DISCONNECT,
 }
+#: Failure rows, by the event group they come from (each group keeps file order, so the
+#: last one of a group is its latest; ``last_error`` is the later of the two by sequence).
+ERROR_GROUPS = {
+    "error_reply": (ex.K_ERROR_REPLY, ex.K_TLS_REPLY),
+    "error_info": (ex.K_TLS_FAIL, ex.K_TLS_VERDICT, ex.K_CONNECT_FAIL, ex.K_FAIL_INFO),
+}
 CERT_FIELDS = {
     "subject": ex.K_CERT_SUBJECT,
     "issuer": ex.K_CERT_ISSUER,
@@ -67,9 +74,14 @@ def cert_columns() -> list[str]:
     return [f"{n}_{when}" for n in names for when in ("pre", "post")]
 
 
-def chunk_partial(rows: pl.DataFrame, logset: int, chunk: int, file: int) -> pl.DataFrame:
-    """Reduce classified rows of one chunk to one partial row per session (see module doc)."""
-    kind, seq, ev = pl.col("kind"), pl.col("seq"), pl.col("ev")
+def chunk_partial(
+    rows: pl.DataFrame, facts: pl.DataFrame, logset: int, chunk: int, file: int
+) -> pl.DataFrame:
+    """Reduce one chunk to one partial row per session (see module doc).
+
+    ``rows`` are the parsed rows, ``facts`` the fact rows from ``exchange.classify``.
+    """
+    kind, seq = pl.col("kind"), pl.col("seq")
     lazy = rows.lazy()
     base = lazy.group_by("sid").agg(
         n=pl.len().cast(pl.UInt32),
@@ -81,21 +93,22 @@ def chunk_partial(rows: pl.DataFrame, logset: int, chunk: int, file: int) -> pl.
         lep=pl.col("lep").drop_nulls().first(),
         rep=pl.col("rep").drop_nulls().first(),
     )
-    text = (
-        pl.when(((ev == "*") & ~kind.is_in(ex.DATA_KINDS)) | (ev == "-"))
-        .then(pl.col("ctx"))
-        .otherwise(pl.col("data"))
-    )
-    facts = lazy.filter(kind > 0).select("sid", "seq", "kind", v=text)
+    facts = facts.lazy()
     v = pl.col("v")
-    is_error = kind.is_in(ex.ERROR_KINDS)
     is_result = kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])
+    errors = [
+        agg
+        for name, kinds in ERROR_GROUPS.items()
+        for agg in (
+            v.filter(kind.is_in(kinds)).last().alias(name),
+            seq.filter(kind.is_in(kinds)).max().alias(f"{name}_seq"),
+        )
+    ]
     summary = facts.group_by("sid").agg(
         *[(kind == k).sum().cast(pl.UInt32).alias(f"n_{name}") for name, k in COUNTED.items()],
         *[v.filter(kind == k).first().alias(name) for name, k in FIRST_TEXTS.items()],
         *[v.filter(kind == k).last().alias(name) for name, k in LAST_TEXTS.items()],
-        error=v.filter(is_error).last(),
-        error_seq=seq.filter(is_error).max(),
+        *errors,
         result_seq=seq.filter(is_result).min(),
     )
     results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
@@ -179,7 +192,7 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     crossing = table.filter(dup).sort([*key, "chunk"])
     counts = [c for c in table.columns if c.startswith("n_")] + ["n"]
     first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS]
-    last = [*LAST_TEXTS, "error", *cert_columns()]
+    last = [*LAST_TEXTS, *ERROR_GROUPS, *cert_columns()]
     result_chunk = pl.col("chunk").filter(pl.col("result_seq").is_not_null()).min()
     post_candidate = (
         pl.when(pl.col("chunk") == result_chunk)
@@ -190,7 +203,7 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     merged = crossing.group_by(key, maintain_order=True).agg(
         *[pl.col(c).sum() for c in counts],
         *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
-        *[pl.col(c).max() for c in ("end", "error_seq")],
+        *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],
         *[pl.col(c).drop_nulls().first() for c in first],
         *[pl.col(c).drop_nulls().last() for c in last],
         ehlo_post=post_candidate.drop_nulls().first(),

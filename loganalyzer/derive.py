@@ -173,7 +173,9 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
         messages=n("n_mail"),
         recipients=n("n_rcpt"),
         delivered=n("n_queued"),
-        last_error=n("error"),
+        last_error=pl.when(n("error_info_seq") >= n("error_reply_seq").fill_null(-1))
+        .then(n("error_info"))
+        .otherwise(pl.coalesce(n("error_reply"), n("error_info"))),
         outcome=outcome,
         file=n("file_name"),
     ).with_columns(remote_host=pl.when(receive).then(n("helo")).otherwise(n("banner_host")))

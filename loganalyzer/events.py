@@ -67,8 +67,10 @@ def read_events(
     frames = []
     for batch in iter_batches(paths, stats, server=server, strict=strict):
         ls = batch.logset
+        kinds = batch.facts.select("row", "kind")
+        rows = batch.rows.with_row_index("row").join(kinds, on="row", how="left")
         frames.append(
-            batch.rows.select(
+            rows.select(
                 source=pl.lit("exchange"),
                 server=pl.lit(ls.server, pl.String),
                 role=pl.lit(ls.role, pl.String),

@@ -35,7 +35,9 @@ class _Collector:
     def add(self, batch: Batch) -> None:
         logset = self.logsets.setdefault(batch.logset, len(self.logsets))
         file_id = self.files.setdefault(batch.log.name, len(self.files))
-        self.partials.append(chunk_partial(batch.rows, logset, len(self.partials), file_id))
+        self.partials.append(
+            chunk_partial(batch.rows, batch.facts, logset, len(self.partials), file_id)
+        )
 
     def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
         wide = merge_partials(self.partials)

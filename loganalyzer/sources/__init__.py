@@ -73,11 +73,12 @@ class ReadStats:
 
 @dataclass
 class Batch:
-    """Classified rows of one chunk of one log."""
+    """Parsed rows of one chunk of one log, and its fact rows (``exchange.classify``)."""
 
     logset: LogSet
     log: LogInput
     rows: pl.DataFrame
+    facts: pl.DataFrame
 
 
 def log_set_of(log: LogInput, direction: str, server: str | None) -> LogSet:
@@ -165,7 +166,7 @@ def iter_batches(
                         stats.malformed_examples.append(f"{log.name}:{bad.line}: {bad.reason}")
                 if rows.height:
                     stats.rows += rows.height
-                    yield Batch(logset, log, exchange.classify(rows, sniffed.direction))
+                    yield Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
         except READ_ERRORS as err:
             _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
         _done(on_file, log, size)

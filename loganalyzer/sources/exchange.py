@@ -157,23 +157,35 @@ _COMMANDS = {"EHLO": K_EHLO, "HELO": K_EHLO, "MAIL": K_MAIL, "RCPT": K_RCPT}
 _STARTTLS_COMMANDS = ("STARTTLS", "X-ANONYMOUSTLS")
 
 
-def reply_kind(data: str) -> int:
-    """Kind of a server reply line (``220 ...`` banner, STARTTLS offer, queued, error)."""
-    if data.startswith("220 "):
-        return 0 if data.startswith("220 2.0.0") else K_BANNER
-    if data.startswith("250"):
-        if _REPLY_OFFER.match(data):
+K_MAYBE_OFFER = 255  # internal: a single-row EHLO reply, decided by a keyword test
+
+
+def reply_kind(prefix: str) -> int:
+    """Kind of a server reply from its first 20 characters (the code and a few words).
+
+    A single-row EHLO reply (``250  host Hello ...``) gives K_MAYBE_OFFER: whether it lists
+    STARTTLS is decided on the whole line. Error replies are told apart from TLS refusals
+    (``K_TLS_REPLY``) on the whole line too.
+    """
+    if prefix.startswith("220 "):
+        return 0 if prefix.startswith("220 2.0.0") else K_BANNER
+    if prefix.startswith("250  "):
+        return K_MAYBE_OFFER
+    if prefix.startswith("250"):
+        if _REPLY_OFFER.match(prefix):
             return K_OFFER
-        return K_QUEUED if _REPLY_QUEUED.match(data) else 0
-    if data[:1] in ("4", "5") and data[1:3].isdigit():
-        return K_TLS_REPLY if _REPLY_TLS.search(data) else K_ERROR_REPLY
+        return K_QUEUED if _REPLY_QUEUED.match(prefix) else 0
+    if prefix[:1] in ("4", "5") and prefix[1:3].isdigit():
+        return K_ERROR_REPLY
     return 0
 
 
-def command_kind(data: str) -> int:
-    """Kind of a client command line (EHLO/HELO, MAIL, RCPT, STARTTLS/X-ANONYMOUSTLS)."""
-    word = data.split(" ", 1)[0].upper()
-    return K_STARTTLS if word in _STARTTLS_COMMANDS else _COMMANDS.get(word, 0)
+def command_kind(prefix: str) -> int:
+    """Kind of a client command from its first 8 characters (EHLO/HELO, MAIL, RCPT, STARTTLS)."""
+    word = prefix.split(" ", 1)[0].upper()
+    if word in ("STARTTLS", "X-ANONYM"):
+        return K_STARTTLS
+    return _COMMANDS.get(word, 0)
 
 
 def context_kind(context: str) -> int:
@@ -212,37 +224,62 @@ def _lookup(column: pl.Series, classify_one) -> dict[str, int]:
     return kinds
 
 
-def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
-    """Add ``kind`` (UInt8: which fact a row carries, 0 = none) to parsed rows of one direction.
+def _mapped(expr: pl.Expr, column: pl.Series, classify_one) -> pl.Expr:
+    """``expr`` mapped to kinds through a table built from the distinct values of ``column``."""
+    table = _lookup(column, classify_one)
+    return expr.replace_strict(table, default=0, return_dtype=pl.UInt8)
 
-    Client commands are ``<`` rows in receive logs and ``>`` rows in send logs; server replies
-    the other way round. Every distinct context / reply text is classified once in Python
-    (``context_kind``, ``reply_kind``, ``command_kind``) and mapped back with a hash lookup, so
-    the cost per row is a few vectorised lookups.
+
+def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
+    """The rows that carry a session fact: ``row, sid, seq, kind, v`` (kind > 0 only).
+
+    ``kind`` (UInt8) says which fact; ``v`` is its text (data for commands, replies and
+    certificate values; context for information rows and disconnects). Client commands are
+    ``<`` rows in receive logs and ``>`` rows in send logs; server replies the other way round.
+    Rows are split by event first; within each group every distinct text (or prefix) is
+    classified once in Python and mapped back with a hash lookup, so the cost per row is a few
+    vectorised operations. Rows keep their file order within each event group, which is all
+    the first/last rules need (every kind comes from one event group).
     """
     client, server = ("<", ">") if direction == "receive" else (">", "<")
+    rows = rows.select("sid", "seq", "ev", "data", "ctx").with_row_index("row")
     ev = pl.col("ev")
-    info = _lookup(rows.filter(ev == "*").get_column("ctx"), context_kind)
-    replies = _lookup(rows.filter(ev == server).get_column("data"), reply_kind)
-    commands = _lookup(rows.filter(ev == client).get_column("data").str.slice(0, 16), command_kind)
-
-    def mapped(expr: pl.Expr, table: dict[str, int]) -> pl.Expr:
-        return expr.replace_strict(table, default=0, return_dtype=pl.UInt8)
-
-    kind = (
-        pl.when(ev == "*")
-        .then(mapped(pl.col("ctx"), info))
-        .when(ev == server)
-        .then(mapped(pl.col("data"), replies))
-        .when(ev == client)
-        .then(mapped(pl.col("data").str.slice(0, 16), commands))
-        .when(ev == "-")
-        .then(pl.lit(K_DISCONNECT, pl.UInt8))
-        .when(ev == "+")
-        .then(pl.lit(K_CONNECT, pl.UInt8))
-        .otherwise(pl.lit(0, pl.UInt8))
+    info = rows.filter(ev == "*").drop("ev")
+    info = info.with_columns(kind=_mapped(pl.col("ctx"), info.get_column("ctx"), context_kind))
+    info = info.filter(pl.col("kind") > 0).select(
+        "row",
+        "sid",
+        "seq",
+        "kind",
+        v=pl.when(pl.col("kind").is_in(DATA_KINDS)).then(pl.col("data")).otherwise(pl.col("ctx")),
     )
-    return rows.with_columns(kind=kind)
+    replies = rows.filter(ev == server).select("row", "sid", "seq", v="data")
+    prefix = pl.col("v").str.slice(0, 20)
+    kind = _mapped(prefix, replies.get_column("v").str.slice(0, 20), reply_kind)
+    replies = replies.with_columns(kind=kind.cast(pl.UInt8)).filter(pl.col("kind") > 0)
+    v = pl.col("v")
+    offer = v.str.contains(r" (?:STARTTLS|X-ANONYMOUSTLS)(?: |$)")
+    replies = replies.with_columns(
+        kind=pl.when(pl.col("kind") == K_MAYBE_OFFER)
+        .then(pl.when(offer).then(pl.lit(K_OFFER, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8)))
+        .when((pl.col("kind") == K_ERROR_REPLY) & v.str.contains(_TLS_REPLY_PATTERN))
+        .then(pl.lit(K_TLS_REPLY, pl.UInt8))
+        .otherwise(pl.col("kind"))
+    ).filter(pl.col("kind") > 0)
+    commands = rows.filter(ev == client).select("row", "sid", "seq", v="data")
+    first8 = commands.get_column("v").str.slice(0, 8)
+    commands = commands.with_columns(
+        kind=_mapped(pl.col("v").str.slice(0, 8), first8, command_kind)
+    ).filter(pl.col("kind") > 0)
+    connects = rows.filter(ev.is_in(["+", "-"])).select(
+        "row",
+        "sid",
+        "seq",
+        kind=pl.when(ev == "-").then(K_DISCONNECT).otherwise(K_CONNECT).cast(pl.UInt8),
+        v=pl.when(ev == "-").then(pl.col("ctx")),
+    )
+    columns = ["row", "sid", "seq", "kind", "v"]
+    return pl.concat([part.select(columns) for part in (info, replies, commands, connects)])
 
 
 # --- parsing a chunk --------------------------------------------------------------------------
@@ -268,7 +305,7 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
     malformed: list[Malformed] = []
     if data.startswith(BOM):
         data = data[len(BOM) :]
-    if b"\n" + BOM in data:
+    if data.find(BOM) >= 0:  # a BOM mid-file (a restart appending to the file)
         data = data.replace(b"\n" + BOM, b"\n")
     if final and data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
@@ -285,9 +322,9 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
         if offset == 0:
             offset = len(data)
             break
-    if not data[offset:].strip():
+    if len(data) - offset < 256 and not data[offset:].strip():
         return _empty_rows(), malformed
-    comments_inside = data.find(b"\n#", offset) >= 0
+    comments_inside = _line_starting_with_hash(data, offset)
     try:
         if comments_inside:
             rows = _read_csv(data, comment_prefix="#")
@@ -341,6 +378,16 @@ def _empty_rows() -> pl.DataFrame:
     schema = dict.fromkeys(FIELDS, pl.String)
     schema |= {"seq": pl.Int64, "sid": pl.UInt64, "line": pl.Int64}
     return pl.DataFrame(schema=schema)
+
+
+def _line_starting_with_hash(data: bytes, start: int) -> bool:
+    """Is there a ``#`` line after ``start``? (``#`` is rare, so find() on it is fast.)"""
+    pos = data.find(b"#", start)
+    while pos >= 0:
+        if pos == 0 or data[pos - 1] == 10:  # "\n"
+            return True
+        pos = data.find(b"#", pos + 1)
+    return False
 
 
 def _complete_row(line: bytes) -> bool:

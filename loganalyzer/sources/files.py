@@ -180,9 +180,10 @@ class Chunk:
 
 
 def read_chunks(log: LogInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Yield the log as chunks that end at line ends (the last one may end mid-line).
+    """Yield the log as chunks that end at line ends (the final one may end mid-line).
 
-    Raises ``OSError``/``EOFError``/``zlib.error``/``zipfile.BadZipFile`` on damaged input after
+    A file smaller than ``chunk_bytes`` is one final chunk (one read, no copies). Raises
+    ``OSError``/``EOFError``/``zlib.error``/``zipfile.BadZipFile`` on damaged input after
     yielding what could be read.
     """
     line = 1
@@ -190,9 +191,13 @@ def read_chunks(log: LogInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk
     with log.open() as stream:
         while True:
             block = stream.read(chunk_bytes)
-            if not block:
-                break
-            data = carry + block
+            if len(block) < chunk_bytes:  # end of the stream
+                more = stream.read(1) if block else b""
+                if not more:
+                    yield Chunk(carry + block if carry else block, line, final=True)
+                    return
+                block += more
+            data = carry + block if carry else block
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 carry = data
@@ -200,7 +205,6 @@ def read_chunks(log: LogInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk
             chunk, carry = data[:cut], data[cut:]
             yield Chunk(chunk, line, final=False)
             line += chunk.count(b"\n")
-    yield Chunk(carry, line, final=True)
 
 
 #: Errors that mean "this input is damaged" rather than a bug.
