@@ -74,10 +74,8 @@ def cert_columns() -> list[str]:
     return [f"{n}_{when}" for n in names for when in ("pre", "post")]
 
 
-def chunk_partial(
-    rows: pl.DataFrame, facts: pl.DataFrame, logset: int, chunk: int, file: int
-) -> pl.DataFrame:
-    """Reduce one chunk to one partial row per session (see module doc).
+def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
+    """Reduce one chunk to one partial row per session (see module doc; without the ids).
 
     ``rows`` are the parsed rows, ``facts`` the fact rows from ``exchange.classify``.
     """
@@ -129,12 +127,7 @@ def chunk_partial(
                 "%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False
             )
         )
-        .with_columns(
-            pl.col(pl.String).cast(pl.Categorical),
-            logset=pl.lit(logset, pl.UInt32),
-            chunk=pl.lit(chunk, pl.UInt32),
-            file=pl.lit(file, pl.UInt32),
-        )
+        .with_columns(pl.col(pl.String).cast(pl.Categorical))
     )
     return _complete(partial.collect())
 

@@ -17,6 +17,9 @@ class LogParseError(LogAnalyzerError):
         where = f"{file}:{line}" if line is not None else file
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # so that it crosses process boundaries intact
+        return (type(self), (self.file, self.line, self.reason))
+
 
 class UnknownFormatError(LogAnalyzerError):
     """A file is not a log format loganalyzer reads."""

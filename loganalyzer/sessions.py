@@ -1,15 +1,21 @@
 """Build the session table (DESIGN.md contract 1): the library's ``read_sessions``.
 
-Batches of classified rows (sources/) are reduced to per-chunk session partials as they are read
-(aggregate.py), so memory holds one chunk plus the partials; after the last file the partials are
+Each input is parsed chunk by chunk and every chunk is reduced at once to per-session partials
+(aggregate.py), so memory holds a chunk plus the partials. Inputs are independent, so they are
+parsed in worker processes when there is enough to read. After the last input the partials are
 merged (sessions crossing chunks and files become one row) and the columns derived (derive.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 import pandas as pd
 import polars as pl
@@ -19,25 +25,31 @@ from loganalyzer.aggregate import chunk_partial, merge_partials
 from loganalyzer.derive import session_table
 from loganalyzer.errors import NoInputError
 from loganalyzer.schema import empty_sessions, to_pandas
-from loganalyzer.sources import Batch, LogSet, ReadStats, iter_batches
+from loganalyzer.sources import LogSet, ReadStats, disk_size, find_logs, read_log
+from loganalyzer.sources.files import LogInput
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
+#: Inputs smaller than this in total are read in this process (starting workers costs more).
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+
+FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
 
 
 class _Collector:
-    """Turns batches into partials as they arrive, and remembers log sets and file names."""
+    """Collects partials in canonical order and gives them log-set, chunk and file ids."""
 
     def __init__(self) -> None:
         self.partials: list[pl.DataFrame] = []
         self.logsets: dict[LogSet, int] = {}
         self.files: dict[str, int] = {}
 
-    def add(self, batch: Batch) -> None:
-        logset = self.logsets.setdefault(batch.logset, len(self.logsets))
-        file_id = self.files.setdefault(batch.log.name, len(self.files))
-        self.partials.append(
-            chunk_partial(batch.rows, batch.facts, logset, len(self.partials), file_id)
-        )
+    def add(self, logset: LogSet, file_name: str, part: pl.DataFrame) -> None:
+        ids = {
+            "logset": pl.lit(self.logsets.setdefault(logset, len(self.logsets)), pl.UInt32),
+            "chunk": pl.lit(len(self.partials), pl.UInt32),
+            "file": pl.lit(self.files.setdefault(file_name, len(self.files)), pl.UInt32),
+        }
+        self.partials.append(part.with_columns(**ids))
 
     def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
         wide = merge_partials(self.partials)
@@ -59,6 +71,76 @@ class _Collector:
         return session_table(wide, logsets, files, fallback_window=fallback_window, server=server)
 
 
+def _file_partials(
+    log: LogInput,
+    *,
+    server: str | None,
+    strict: bool,
+    chunk_bytes: int | None,
+    portable: bool,
+) -> FilePartials:
+    """All partials of one input, and what reading it went through (runs in a worker too).
+
+    ``portable`` turns Categorical text into plain strings, for sending to another process.
+    """
+    stats = ReadStats()
+    out = []
+    for batch in read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes):
+        part = chunk_partial(batch.rows, batch.facts)
+        if portable:
+            part = part.with_columns(pl.col(pl.Categorical).cast(pl.String))
+        out.append((batch.logset, part))
+    return out, stats
+
+
+def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FilePartials]:
+    """Run ``work(log, portable=...)`` over the inputs, in order: here or in ``jobs`` processes.
+
+    Worker processes start with spawn (safe beside threads, and the Windows default) and run
+    Polars single-threaded, so ``jobs`` is the number of cores the parsing uses.
+    """
+    total = sum(disk_size(log) for log in logs)
+    if jobs <= 1 or len(logs) < 2 or total < PARALLEL_MIN_BYTES:
+        for log in logs:
+            yield work(log, portable=False)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
+        with _worker_start_environment():
+            futures = [pool.submit(work, log, portable=True) for log in logs]
+        for future in futures:
+            yield future.result()
+
+
+@contextlib.contextmanager
+def _worker_start_environment():
+    """While workers are spawned: single-threaded Polars, and no re-run of the caller's script.
+
+    Spawned workers normally import the parent's ``__main__`` (a user's script or notebook);
+    ours need only loganalyzer, so the main module is hidden from multiprocessing meanwhile.
+    """
+    main = sys.modules.get("__main__")
+    saved = {
+        name: main.__dict__[name]
+        for name in ("__file__", "__spec__")
+        if main and name in main.__dict__
+    }
+    previous = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"  # inherited by the workers spawned meanwhile
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+        if previous is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = previous
+
+
 def read_sessions(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -67,6 +149,7 @@ def read_sessions(
     until: datetime | None = None,
     fallback_window: timedelta = DEFAULT_FALLBACK_WINDOW,
     strict: bool = False,
+    jobs: int | None = None,
     on_file: Callable | None = None,
     chunk_bytes: int | None = None,
 ) -> pd.DataFrame:
@@ -77,6 +160,9 @@ def read_sessions(
     :param since, until: keep sessions overlapping this window (timezone-aware datetimes).
     :param fallback_window: how soon after a failed TLS session a plaintext one is a fallback.
     :param strict: raise LogParseError at the first malformed row or skipped input.
+    :param jobs: cores to use (default: all); inputs are parsed in that many processes.
+    :param on_file: called as ``on_file(log, disk_bytes)`` after each input (progress bars).
+    :param chunk_bytes: bytes per parsing chunk (memory per worker; default 32 MiB).
     :returns: pandas DataFrame with Arrow dtypes, ordered by start_utc, server, session_id.
         ``df.attrs["read_stats"]`` holds files, rows, malformed rows and skipped inputs.
     :raises NoInputError: when no readable protocol log was found.
@@ -89,11 +175,17 @@ def read_sessions(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     stats = ReadStats()
+    logs = find_logs(paths, stats, strict=strict)
+    work = partial(_file_partials, server=server, strict=strict, chunk_bytes=chunk_bytes)
     collector = _Collector()
-    for batch in iter_batches(
-        paths, stats, server=server, strict=strict, on_file=on_file, chunk_bytes=chunk_bytes
+    for log, (partials, file_stats) in zip(
+        logs, _read_all(logs, work, jobs or os.cpu_count() or 1), strict=True
     ):
-        collector.add(batch)
+        stats.merge(file_stats)
+        for logset, part in partials:
+            collector.add(logset, log.name, part)
+        if on_file is not None:
+            on_file(log, disk_size(log))
     if stats.files == 0:
         raise NoInputError(_nothing_readable(stats))
     if not collector.partials:

@@ -24,7 +24,7 @@ from loganalyzer.sources.files import (
     read_head,
 )
 
-__all__ = ["Batch", "LogSet", "ReadStats", "iter_batches"]
+__all__ = ["Batch", "LogSet", "ReadStats", "disk_size", "find_logs", "iter_batches", "read_log"]
 
 _ROLES = {"frontend": "FrontEnd", "hub": "Hub", "edge": "Edge", "mailbox": "Mailbox"}
 #: Folder names of an Exchange install or log tree: never a server name.
@@ -57,6 +57,22 @@ class ReadStats:
     malformed_examples: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     sessions: int = 0
+
+    def add_malformed(self, example: str) -> None:
+        """Count a malformed row; keep the first few as ``file:line: reason``."""
+        self.malformed += 1
+        if len(self.malformed_examples) < 10:
+            self.malformed_examples.append(example)
+
+    def merge(self, other: ReadStats) -> None:
+        """Add another read's counts (from a worker process)."""
+        self.files += other.files
+        self.bytes += other.bytes
+        self.rows += other.rows
+        self.malformed += other.malformed
+        room = 10 - len(self.malformed_examples)
+        self.malformed_examples += other.malformed_examples[: max(room, 0)]
+        self.skipped += other.skipped
 
     def as_dict(self) -> dict:
         """Plain-data form (for DataFrame.attrs and JSON)."""
@@ -120,6 +136,57 @@ def _sort_key(log: LogInput) -> tuple:
     return (log.folder_key.lower(), natural, log.name)
 
 
+def find_logs(
+    paths: Iterable[str | os.PathLike[str]], stats: ReadStats, *, strict: bool = False
+) -> list[LogInput]:
+    """Expand the user's paths into inputs in canonical order (skips go to ``stats``)."""
+    found = discover(paths)
+    for skip in found.skipped:
+        _skip(stats, skip, strict)
+    return sorted(found.inputs, key=_sort_key)
+
+
+def read_log(
+    log: LogInput,
+    stats: ReadStats,
+    *,
+    server: str | None = None,
+    strict: bool = False,
+    chunk_bytes: int | None = None,
+) -> Iterator[Batch]:
+    """Read one input: recognise its format, then yield parsed and classified batches.
+
+    Skips and malformed rows are recorded in ``stats``; with ``strict`` the first one raises
+    LogParseError instead.
+    """
+    try:
+        head = read_head(log)
+    except READ_ERRORS as err:
+        _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
+        return
+    sniffed = exchange.sniff(head, log) if head else None
+    if sniffed is None:
+        reason = "empty file" if not head else "not an Exchange SMTP protocol log"
+        _skip(stats, Skipped(log.name, reason), strict)
+        return
+    logset = log_set_of(log, sniffed.direction, server)
+    stats.files += 1
+    kwargs = {"chunk_bytes": chunk_bytes} if chunk_bytes else {}
+    try:
+        for chunk in read_chunks(log, **kwargs):
+            stats.bytes += len(chunk.data)
+            rows, malformed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
+            for bad in malformed:
+                if strict:
+                    raise LogParseError(log.name, bad.line, bad.reason)
+                stats.add_malformed(f"{log.name}:{bad.line}: {bad.reason}")
+            if rows.height:
+                stats.rows += rows.height
+                yield Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
+    except READ_ERRORS as err:
+        _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+
+
 def iter_batches(
     paths: Iterable[str | os.PathLike[str]],
     stats: ReadStats,
@@ -129,47 +196,14 @@ def iter_batches(
     on_file: Callable[[LogInput, int], None] | None = None,
     chunk_bytes: int | None = None,
 ) -> Iterator[Batch]:
-    """Read every protocol log under ``paths`` and yield classified row batches in canonical order.
+    """Read every protocol log under ``paths`` and yield batches in canonical order.
 
-    Skipped inputs and malformed rows are recorded in ``stats``; with ``strict`` the first one
-    raises LogParseError instead. ``on_file(log, disk_bytes)`` is called after each input.
+    ``on_file(log, disk_bytes)`` is called after each input (for progress bars).
     """
-    found = discover(paths)
-    for skip in found.skipped:
-        _skip(stats, skip, strict)
-    for log in sorted(found.inputs, key=_sort_key):
-        size = _disk_size(log)
-        try:
-            head = read_head(log)
-        except READ_ERRORS as err:
-            _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
-            _done(on_file, log, size)
-            continue
-        sniffed = exchange.sniff(head, log) if head else None
-        if sniffed is None:
-            reason = "empty file" if not head else "not an Exchange SMTP protocol log"
-            _skip(stats, Skipped(log.name, reason), strict)
-            _done(on_file, log, size)
-            continue
-        logset = log_set_of(log, sniffed.direction, server)
-        stats.files += 1
-        kwargs = {"chunk_bytes": chunk_bytes} if chunk_bytes else {}
-        try:
-            for chunk in read_chunks(log, **kwargs):
-                stats.bytes += len(chunk.data)
-                rows, malformed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
-                for bad in malformed:
-                    if strict:
-                        raise LogParseError(log.name, bad.line, bad.reason)
-                    stats.malformed += 1
-                    if len(stats.malformed_examples) < 10:
-                        stats.malformed_examples.append(f"{log.name}:{bad.line}: {bad.reason}")
-                if rows.height:
-                    stats.rows += rows.height
-                    yield Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
-        except READ_ERRORS as err:
-            _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
-        _done(on_file, log, size)
+    for log in find_logs(paths, stats, strict=strict):
+        yield from read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes)
+        if on_file is not None:
+            on_file(log, disk_size(log))
 
 
 def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
@@ -178,12 +212,8 @@ def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
     stats.skipped.append(skip)
 
 
-def _done(on_file, log: LogInput, size: int) -> None:
-    if on_file is not None:
-        on_file(log, size)
-
-
-def _disk_size(log: LogInput) -> int:
+def disk_size(log: LogInput) -> int:
+    """Bytes on disk of a plain or gzipped file (0 for archive members)."""
     try:
         return log.disk_path.stat().st_size if log.member is None else 0
     except OSError:
