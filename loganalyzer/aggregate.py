@@ -11,12 +11,12 @@ Partial columns (all per ``logset, sid``):
 - ``chunk, file`` (UInt32 ids), ``n`` rows, ``start``/``end`` (UTC datetimes, ms), ``first_seq``,
   ``line`` of the first row, ``cid``/``lep``/``rep`` (connector-id, endpoints; Categorical)
 - ``n_<kind>``: rows of each counted kind (UInt32)
-- first/last texts (Categorical): ``ehlo_first``, ``ehlo_post`` (first EHLO after the TLS
-  result row), ``banner``, ``tls_ok``, ``tls_fail``, ``tls_verdict``, ``tls_reply``, ``error``
+- first/last texts (Categorical): ``ehlo_first``/``ehlo_last`` (with ``*_seq``), ``banner``,
+  ``tls_ok``, ``tls_fail``, ``tls_verdict``, ``tls_reply``, ``disconnect``,
   ``error_reply``/``error_info`` (the last failure reply / information row, each with its
-  ``*_seq``), ``disconnect``; ``result_seq`` (first TLS result row)
-- certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans}_{pre,post}``
-  and ``{local,remote}_oneline_{pre,post}``: the last value before / after the TLS result row.
+  ``*_seq``); ``result_seq`` (the first TLS result row)
+- certificates: ``cert_{local,remote,unknown}_{pre,post}``: the certificate rows of that side
+  before / after the TLS result row, as tagged text (see ``_certificates``).
 
 Text columns are Categorical so that a partial does not keep the chunk's buffers alive.
 """
@@ -56,22 +56,12 @@ ERROR_GROUPS = {
     "error_reply": (ex.K_ERROR_REPLY, ex.K_TLS_REPLY),
     "error_info": (ex.K_TLS_FAIL, ex.K_TLS_VERDICT, ex.K_CONNECT_FAIL, ex.K_FAIL_INFO),
 }
-CERT_FIELDS = {
-    "subject": ex.K_CERT_SUBJECT,
-    "issuer": ex.K_CERT_ISSUER,
-    "serial": ex.K_CERT_SERIAL,
-    "thumbprint": ex.K_CERT_THUMBPRINT,
-    "sans": ex.K_CERT_SANS,
-}
 SIDES = ("local", "remote", "unknown")
-_SIDE_OF_ONELINE = {"local": ex.K_ONELINE_LOCAL, "remote": ex.K_ONELINE_REMOTE}
 
 
 def cert_columns() -> list[str]:
     """Names of the certificate columns of a partial."""
-    names = [f"{s}_{f}" for s in SIDES for f in CERT_FIELDS]
-    names += [f"{s}_oneline" for s in _SIDE_OF_ONELINE]
-    return [f"{n}_{when}" for n in names for when in ("pre", "post")]
+    return [f"cert_{s}_{when}" for s in SIDES for when in ("pre", "post")]
 
 
 def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
@@ -80,20 +70,23 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
     ``rows`` are the parsed rows, ``facts`` the fact rows from ``exchange.classify``.
     """
     kind, seq = pl.col("kind"), pl.col("seq")
-    lazy = rows.lazy()
-    base = lazy.group_by("sid").agg(
-        n=pl.len().cast(pl.UInt32),
-        start=pl.col("dt").min(),
-        end=pl.col("dt").max(),
-        first_seq=seq.min(),
-        line=pl.col("line").first(),
-        cid=pl.col("cid").first(),
-        lep=pl.col("lep").drop_nulls().first(),
-        rep=pl.col("rep").drop_nulls().first(),
+    base = (
+        rows.lazy()
+        .group_by("sid")
+        .agg(
+            n=pl.len().cast(pl.UInt32),
+            start=pl.col("dt").min(),
+            end=pl.col("dt").max(),
+            first_seq=seq.min(),
+            line=pl.col("line").first(),
+            cid=pl.col("cid").first(),
+            lep=pl.col("lep").drop_nulls().first(),
+            rep=pl.col("rep").drop_nulls().first(),
+        )
     )
     facts = facts.lazy()
     v = pl.col("v")
-    is_result = kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])
+    is_ehlo = kind == ex.K_EHLO
     errors = [
         agg
         for name, kinds in ERROR_GROUPS.items()
@@ -107,20 +100,15 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
         *[v.filter(kind == k).first().alias(name) for name, k in FIRST_TEXTS.items()],
         *[v.filter(kind == k).last().alias(name) for name, k in LAST_TEXTS.items()],
         *errors,
-        result_seq=seq.filter(is_result).min(),
+        ehlo_first_seq=seq.filter(is_ehlo).first(),
+        ehlo_last=v.filter(is_ehlo).last(),
+        ehlo_last_seq=seq.filter(is_ehlo).last(),
+        result_seq=seq.filter(kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])).min(),
     )
     results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
-    ehlo_post = (
-        facts.filter(kind == ex.K_EHLO)
-        .join(results, on="sid", how="inner")
-        .filter(seq > pl.col("result_seq"))
-        .group_by("sid")
-        .agg(ehlo_post=v.first())
-    )
     certificates = _certificates(facts.filter(kind.is_in(ex.CERT_KINDS)), results)
     partial = (
         base.join(summary, on="sid", how="left")
-        .join(ehlo_post, on="sid", how="left")
         .join(certificates, on="sid", how="left")
         .with_columns(
             pl.col("start", "end").str.to_datetime(
@@ -132,35 +120,64 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
     return _complete(partial.collect())
 
 
-def _certificates(certs: pl.LazyFrame, results: pl.LazyFrame) -> pl.LazyFrame:
-    """Certificate fields per side, last before and last after the TLS result row.
+#: Field tags of certificate text (``S=subject``, ... ``O=one-row form``), joined by FIELD_SEP.
+CERT_TAGS = {
+    ex.K_CERT_SUBJECT: "S",
+    ex.K_CERT_ISSUER: "I",
+    ex.K_CERT_SERIAL: "N",
+    ex.K_CERT_THUMBPRINT: "T",
+    ex.K_CERT_SANS: "A",
+    ex.K_ONELINE_LOCAL: "O",
+    ex.K_ONELINE_REMOTE: "O",
+}
+FIELD_SEP = "\x1f"
 
-    A field row belongs to the side of the last label row before it in the session; field rows
-    with no label before them go to ``unknown`` (resolved later from the session's direction).
+
+def _certificates(certs: pl.LazyFrame, results: pl.LazyFrame) -> pl.LazyFrame:
+    """Certificate rows per side, before and after the TLS result row, as tagged text.
+
+    A field row belongs to the side of the last label row before it in the session (a one-row
+    certificate names its side itself); field rows with no label before them go to
+    ``unknown`` (resolved later from the session's direction). Each (side, before/after) gets
+    the session's field rows in order as ``S=...`` / ``T=...`` items joined by FIELD_SEP; later
+    items win when parsed (derive.py), which makes the last block before the result the one
+    negotiated.
     """
     kind, v = pl.col("kind"), pl.col("v")
-    side = (
+    label = (
         pl.when(kind == ex.K_LABEL_LOCAL)
         .then(pl.lit("local"))
         .when(kind == ex.K_LABEL_REMOTE)
         .then(pl.lit("remote"))
     )
-    certs = (
-        certs.with_columns(side=side.forward_fill().over("sid").fill_null("unknown"))
-        .join(results, on="sid", how="left")
-        .with_columns(pre=(pl.col("seq") < pl.col("result_seq")).fill_null(True))
+    side = (
+        pl.when(kind == ex.K_ONELINE_LOCAL)
+        .then(pl.lit("local"))
+        .when(kind == ex.K_ONELINE_REMOTE)
+        .then(pl.lit("remote"))
+        .otherwise(pl.col("label"))
     )
-    pre, is_side = pl.col("pre"), pl.col("side")
-    aggs = []
-    for when, cond in (("pre", pre), ("post", ~pre)):
-        for s in SIDES:
-            for name, k in CERT_FIELDS.items():
-                aggs.append(
-                    v.filter(cond & (kind == k) & (is_side == s)).last().alias(f"{s}_{name}_{when}")
-                )
-        for s, k in _SIDE_OF_ONELINE.items():
-            aggs.append(v.filter(cond & (kind == k)).last().alias(f"{s}_oneline_{when}"))
-    return certs.group_by("sid").agg(aggs)
+    tag = kind.replace_strict(CERT_TAGS, default=None, return_dtype=pl.String)
+    certs = (
+        certs.with_columns(label=label.forward_fill().over("sid").fill_null("unknown"))
+        .join(results, on="sid", how="left")
+        .select(
+            "sid",
+            side=side,
+            pre=(pl.col("seq") < pl.col("result_seq")).fill_null(True),
+            item=pl.concat_str([tag, pl.lit("="), v.str.replace_all(FIELD_SEP, " ", literal=True)]),
+        )
+        .filter(pl.col("item").is_not_null())
+    )
+    pre, item = pl.col("pre"), pl.col("item")
+    aggs = [
+        item.filter((pl.col("side") == s) & (pre if when == "pre" else ~pre))
+        .str.join(FIELD_SEP)
+        .alias(f"cert_{s}_{when}")
+        for s in SIDES
+        for when in ("pre", "post")
+    ]
+    return certs.group_by("sid").agg(aggs).with_columns(pl.col("^cert_.*$").replace("", None))
 
 
 def _complete(partial: pl.DataFrame) -> pl.DataFrame:
@@ -173,9 +190,8 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
 
     Rules: counts add up; ``start``/``first_seq``/``result_seq`` take the minimum and ``end``/
     ``error_seq`` the maximum; ``line``/``file``/``cid``/endpoints and first texts come from the
-    earliest chunk that has them; last texts and certificate fields from the latest one. The
-    first EHLO after TLS is the one in the chunk of the TLS result, or else the first EHLO of a
-    later chunk.
+    earliest chunk that has them; last texts from the latest one; the
+    certificate texts of all chunks are joined in order.
     """
     table = pl.concat(parts, how="vertical_relaxed")
     key = ["logset", "sid"]
@@ -184,21 +200,18 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
         return table
     crossing = table.filter(dup).sort([*key, "chunk"])
     counts = [c for c in table.columns if c.startswith("n_")] + ["n"]
-    first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS]
-    last = [*LAST_TEXTS, *ERROR_GROUPS, *cert_columns()]
-    result_chunk = pl.col("chunk").filter(pl.col("result_seq").is_not_null()).min()
-    post_candidate = (
-        pl.when(pl.col("chunk") == result_chunk)
-        .then(pl.col("ehlo_post"))
-        .when(pl.col("chunk") > result_chunk)
-        .then(pl.col("ehlo_first"))
-    )
-    merged = crossing.group_by(key, maintain_order=True).agg(
-        *[pl.col(c).sum() for c in counts],
-        *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
-        *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],
-        *[pl.col(c).drop_nulls().first() for c in first],
-        *[pl.col(c).drop_nulls().last() for c in last],
-        ehlo_post=post_candidate.drop_nulls().first(),
+    first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS, "ehlo_first_seq"]
+    last = [*LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq"]
+    merged = (
+        crossing.group_by(key, maintain_order=True)
+        .agg(
+            *[pl.col(c).sum() for c in counts],
+            *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
+            *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],
+            *[pl.col(c).drop_nulls().first() for c in first],
+            *[pl.col(c).drop_nulls().last() for c in last],
+            *[pl.col(c).cast(pl.String).drop_nulls().str.join(FIELD_SEP) for c in cert_columns()],
+        )
+        .with_columns(pl.col("^cert_.*$").replace("", None))
     )
     return pl.concat([table.filter(~dup), merged.select(table.columns)], how="vertical_relaxed")

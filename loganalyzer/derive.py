@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
 
 from loganalyzer import tls
-from loganalyzer.aggregate import CERT_FIELDS
+from loganalyzer.aggregate import FIELD_SEP
 from loganalyzer.schema import SESSION_SCHEMA
 
 #: A failed connect logged under another id counts for an attempt that ended this long before.
@@ -152,7 +152,14 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
     connector = pl.when(receive & cid.str.contains("\\", literal=True)).then(
         cid.str.splitn("\\", 2).struct.field("field_1")
     )
-    helo_cmd = pl.coalesce(pl.when(tls_ok).then(n("ehlo_post")), n("ehlo_first"))
+    after_tls = n("result_seq")
+    helo_cmd = (
+        pl.when(tls_ok & (n("ehlo_first_seq") > after_tls))
+        .then(n("ehlo_first"))
+        .when(tls_ok & (n("ehlo_last_seq") > after_tls))
+        .then(n("ehlo_last"))
+        .otherwise(n("ehlo_first"))
+    )
     out = w.with_columns(
         source=pl.lit("exchange"),
         server=server_expr,
@@ -222,76 +229,85 @@ def _add_negotiation(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _add_certificates(df: pl.DataFrame) -> pl.DataFrame:
-    """local_cert_* / remote_cert_* from the three certificate row forms.
+    """local_cert_* / remote_cert_* from the tagged certificate text of each side.
 
-    Per side the block before the TLS result row wins, else the one after it (the send side's
-    ``Received certificate`` thumbprint). Field rows whose label row is missing are given to the
-    local side, except on a send session whose handshake succeeded (where only the server's
-    certificate is logged around the handshake).
+    Field rows whose label row is missing are given to the local side, except on a send session
+    whose handshake succeeded (where the certificate logged around the handshake is the
+    server's). Items are ordered so that later ones win: orphans, then the side's own rows after
+    the TLS result, then its rows before it. Each distinct text is parsed once.
     """
-    send_ok = (pl.col("direction") == "send") & pl.col("tls")
-    orphan_is_remote = send_ok
-    fields: dict[str, pl.Expr] = {}
+    orphan_is_remote = (pl.col("direction") == "send") & pl.col("tls")
     for side in ("local", "remote"):
         orphan_here = orphan_is_remote if side == "remote" else ~orphan_is_remote
-        for name in CERT_FIELDS:
-            own = pl.coalesce(pl.col(f"{side}_{name}_pre"), pl.col(f"{side}_{name}_post"))
-            orphan = pl.coalesce(pl.col(f"unknown_{name}_pre"), pl.col(f"unknown_{name}_post"))
-            fields[f"_{side}_{name}"] = pl.coalesce(own, pl.when(orphan_here).then(orphan))
-        fields[f"_{side}_oneline"] = pl.coalesce(
-            pl.col(f"{side}_oneline_pre"), pl.col(f"{side}_oneline_post")
+        text = pl.concat_str(
+            [
+                pl.when(orphan_here).then(pl.col("cert_unknown_post")),
+                pl.when(orphan_here).then(pl.col("cert_unknown_pre")),
+                pl.col(f"cert_{side}_post"),
+                pl.col(f"cert_{side}_pre"),
+            ],
+            separator=FIELD_SEP,
+            ignore_nulls=True,
         )
-    df = df.with_columns(**fields)
-    for side in ("local", "remote"):
-        df = _certificate_side(df, side)
+        df = df.with_columns(_cert_text=pl.when(text != "").then(text))
+        df = _map_distinct(df, "_cert_text", _certificate_facts, _CERT_SCHEMA).drop("_cert_text")
+        df = df.rename({f"_c_{k}": f"{side}_cert_{k}" for k in _CERT_KEYS})
     return df
 
 
-def _certificate_side(df: pl.DataFrame, side: str) -> pl.DataFrame:
-    prefix = f"{side}_cert"
-    oneline_schema = {
-        f"_o_{k}": pl.List(pl.String) if k == "sans" else pl.String
-        for k in ("subject", "issuer", "serial", "thumbprint", "not_before", "not_after", "sans")
+_CERT_KEYS = (
+    "subject",
+    "issuer",
+    "serial",
+    "thumbprint",
+    "not_before_utc",
+    "not_after_utc",
+    "sans",
+)
+_CERT_SCHEMA = {
+    f"_c_{k}": (
+        pl.List(pl.String)
+        if k == "sans"
+        else pl.Datetime("us", "UTC")
+        if k.endswith("_utc")
+        else pl.String
+    )
+    for k in _CERT_KEYS
+}
+_TAG_FIELDS = {"S": "subject", "I": "issuer", "N": "serial", "T": "thumbprint", "A": "sans"}
+
+
+def _certificate_facts(text: str) -> dict:
+    """Parse tagged certificate items (``S=CN=..``, ``T=AB12..``, ``O=<one-row form>``)."""
+    facts: dict[str, object] = {}
+    for item in text.split(FIELD_SEP):
+        tag, _, value = item.partition("=")
+        if tag == "O":
+            parsed = tls.parse_oneline_certificate(value)
+            if parsed is not None:
+                facts.update({k: v for k, v in asdict(parsed).items() if v is not None})
+        elif tag in _TAG_FIELDS:
+            name = _TAG_FIELDS[tag]
+            facts[name] = tls.split_sans(value) if name == "sans" else (value.strip() or None)
+    out = {
+        "_c_subject": tls.repair_mojibake(facts.get("subject")),
+        "_c_issuer": tls.repair_mojibake(facts.get("issuer")),
+        "_c_serial": facts.get("serial"),
+        "_c_thumbprint": tls.normalise_thumbprint(facts.get("thumbprint")),
+        "_c_not_before_utc": _iso(facts.get("not_before")),
+        "_c_not_after_utc": _iso(facts.get("not_after")),
+        "_c_sans": list(facts["sans"]) if facts.get("sans") else None,
     }
+    return out
 
-    def oneline(text: str) -> dict:
-        facts = tls.parse_oneline_certificate(text)
-        if facts is None:
-            return {}
-        values = asdict(facts)
-        values["sans"] = list(facts.sans) if facts.sans else None
-        return {f"_o_{k}": v for k, v in values.items()}
 
-    df = _map_distinct(df, f"_{side}_oneline", oneline, oneline_schema)
-    for key in ("subject", "issuer"):  # mojibake repair, on distinct DNs
-        df = _map_distinct(
-            df,
-            f"_{side}_{key}",
-            lambda t: {"_fixed": tls.repair_mojibake(t)},
-            {"_fixed": pl.String},
-        ).rename({"_fixed": f"_fixed_{key}"})
-    thumb = pl.coalesce(pl.col("_o_thumbprint"), pl.col(f"_{side}_thumbprint")).str.strip_chars()
-    sans = (
-        pl.col(f"_{side}_sans")
-        .str.split(";")
-        .list.eval(pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0))
-    )
-    df = df.with_columns(
-        **{
-            f"{prefix}_thumbprint": pl.when(thumb.str.contains(r"^[0-9A-Fa-f]+$"))
-            .then(thumb.str.to_uppercase())
-            .otherwise(thumb),
-            f"{prefix}_subject": pl.coalesce(pl.col("_o_subject"), pl.col("_fixed_subject")),
-            f"{prefix}_issuer": pl.coalesce(pl.col("_o_issuer"), pl.col("_fixed_issuer")),
-            f"{prefix}_serial": pl.coalesce(pl.col("_o_serial"), pl.col(f"_{side}_serial")),
-            f"{prefix}_not_before_utc": _to_ts(pl.col("_o_not_before")),
-            f"{prefix}_not_after_utc": _to_ts(pl.col("_o_not_after")),
-            f"{prefix}_sans": pl.coalesce(
-                pl.col("_o_sans"), pl.when(sans.list.len() > 0).then(sans)
-            ),
-        }
-    )
-    return df.drop([c for c in df.columns if c.startswith(("_o_", "_fixed_"))])
+def _iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _to_ts(expr: pl.Expr) -> pl.Expr:

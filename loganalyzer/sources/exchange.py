@@ -305,7 +305,7 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
     malformed: list[Malformed] = []
     if data.startswith(BOM):
         data = data[len(BOM) :]
-    if data.find(BOM) >= 0:  # a BOM mid-file (a restart appending to the file)
+    if data.find(b"\xbb") >= 0 and data.find(BOM) >= 0:  # a BOM mid-file (after a restart)
         data = data.replace(b"\n" + BOM, b"\n")
     if final and data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
