@@ -15,8 +15,8 @@ Partial columns (all per ``logset, sid``):
   ``tls_ok``, ``tls_fail``, ``tls_verdict``, ``tls_reply``, ``disconnect``,
   ``error_reply``/``error_info`` (the last failure reply / information row, each with its
   ``*_seq``); ``result_seq`` (the first TLS result row)
-- certificates: ``cert_{local,remote,unknown}_{pre,post}``: the certificate rows of that side
-  before / after the TLS result row, as tagged text (see ``_certificates``).
+- certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans,oneline}_{pre,
+  post}``: the last value of that side before / after the TLS result row (``_certificates``).
 
 Text columns are Categorical so that a partial does not keep the chunk's buffers alive.
 """
@@ -61,7 +61,7 @@ SIDES = ("local", "remote", "unknown")
 
 def cert_columns() -> list[str]:
     """Names of the certificate columns of a partial."""
-    return [f"cert_{s}_{when}" for s in SIDES for when in ("pre", "post")]
+    return list(SLOT_NAMES.values())
 
 
 def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
@@ -106,10 +106,16 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
         result_seq=seq.filter(kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])).min(),
     )
     results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
-    certificates = _certificates(facts.filter(kind.is_in(ex.CERT_KINDS)), results)
+    certificates = _certificates(facts.filter(kind.is_in(ex.CERT_KINDS)), results).collect()
+    certificates = certificates.pivot(on="slot", index="sid", values="v")
+    certificates = certificates.with_columns(
+        pl.lit(None, pl.String).alias(name)
+        for name in SLOT_NAMES.values()
+        if name not in certificates.columns
+    ).select("sid", *SLOT_NAMES.values())
     partial = (
         base.join(summary, on="sid", how="left")
-        .join(certificates, on="sid", how="left")
+        .join(certificates.lazy(), on="sid", how="left")
         .with_columns(
             pl.col("start", "end").str.to_datetime(
                 "%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False
@@ -120,64 +126,64 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
     return _complete(partial.collect())
 
 
-#: Field tags of certificate text (``S=subject``, ... ``O=one-row form``), joined by FIELD_SEP.
-CERT_TAGS = {
-    ex.K_CERT_SUBJECT: "S",
-    ex.K_CERT_ISSUER: "I",
-    ex.K_CERT_SERIAL: "N",
-    ex.K_CERT_THUMBPRINT: "T",
-    ex.K_CERT_SANS: "A",
-    ex.K_ONELINE_LOCAL: "O",
-    ex.K_ONELINE_REMOTE: "O",
+#: Certificate fields by row kind (``oneline`` is the whole one-row form, parsed later).
+CERT_FIELDS = {
+    ex.K_CERT_SUBJECT: "subject",
+    ex.K_CERT_ISSUER: "issuer",
+    ex.K_CERT_SERIAL: "serial",
+    ex.K_CERT_THUMBPRINT: "thumbprint",
+    ex.K_CERT_SANS: "sans",
+    ex.K_ONELINE_LOCAL: "oneline",
+    ex.K_ONELINE_REMOTE: "oneline",
 }
-FIELD_SEP = "\x1f"
+_FIELD_NAMES = ("subject", "issuer", "serial", "thumbprint", "sans", "oneline")
+
+
+def _slot(side: int, field: int, after: int) -> int:
+    return (side * len(_FIELD_NAMES) + field) * 2 + after
+
+
+SLOT_NAMES = {
+    _slot(i, j, k): f"{side}_{field}_{when}"
+    for i, side in enumerate(SIDES)
+    for j, field in enumerate(_FIELD_NAMES)
+    for k, when in enumerate(("pre", "post"))
+}
 
 
 def _certificates(certs: pl.LazyFrame, results: pl.LazyFrame) -> pl.LazyFrame:
-    """Certificate rows per side, before and after the TLS result row, as tagged text.
+    """Certificate fields per side: the last value before and after the TLS result row.
 
     A field row belongs to the side of the last label row before it in the session (a one-row
     certificate names its side itself); field rows with no label before them go to
-    ``unknown`` (resolved later from the session's direction). Each (side, before/after) gets
-    the session's field rows in order as ``S=...`` / ``T=...`` items joined by FIELD_SEP; later
-    items win when parsed (derive.py), which makes the last block before the result the one
-    negotiated.
+    ``unknown`` (resolved later from the session's direction). Columns are ``SLOT_NAMES``
+    (``local_subject_pre``, ``remote_thumbprint_post``, ...).
     """
-    kind, v = pl.col("kind"), pl.col("v")
-    label = (
-        pl.when(kind == ex.K_LABEL_LOCAL)
-        .then(pl.lit("local"))
-        .when(kind == ex.K_LABEL_REMOTE)
-        .then(pl.lit("remote"))
-    )
+    kind = pl.col("kind")
+    label = pl.when(kind == ex.K_LABEL_LOCAL).then(0).when(kind == ex.K_LABEL_REMOTE).then(1)
     side = (
         pl.when(kind == ex.K_ONELINE_LOCAL)
-        .then(pl.lit("local"))
+        .then(0)
         .when(kind == ex.K_ONELINE_REMOTE)
-        .then(pl.lit("remote"))
+        .then(1)
         .otherwise(pl.col("label"))
     )
-    tag = kind.replace_strict(CERT_TAGS, default=None, return_dtype=pl.String)
-    certs = (
-        certs.with_columns(label=label.forward_fill().over("sid").fill_null("unknown"))
-        .join(results, on="sid", how="left")
-        .select(
-            "sid",
-            side=side,
-            pre=(pl.col("seq") < pl.col("result_seq")).fill_null(True),
-            item=pl.concat_str([tag, pl.lit("="), v.str.replace_all(FIELD_SEP, " ", literal=True)]),
-        )
-        .filter(pl.col("item").is_not_null())
+    field = kind.replace_strict(
+        {k: _FIELD_NAMES.index(name) for k, name in CERT_FIELDS.items()},
+        default=None,
+        return_dtype=pl.Int32,
     )
-    pre, item = pl.col("pre"), pl.col("item")
-    aggs = [
-        item.filter((pl.col("side") == s) & (pre if when == "pre" else ~pre))
-        .str.join(FIELD_SEP)
-        .alias(f"cert_{s}_{when}")
-        for s in SIDES
-        for when in ("pre", "post")
-    ]
-    return certs.group_by("sid").agg(aggs).with_columns(pl.col("^cert_.*$").replace("", None))
+    after = (pl.col("seq") > pl.col("result_seq")).fill_null(False).cast(pl.Int32)
+    slot = (side * len(_FIELD_NAMES) + field) * 2 + after
+    return (
+        certs.with_columns(label=label.forward_fill().over("sid").fill_null(2))
+        .join(results, on="sid", how="left")
+        .select("sid", "v", slot=slot.cast(pl.Int32))
+        .drop_nulls("slot")
+        .group_by("sid", "slot")
+        .agg(pl.col("v").last())
+        .with_columns(pl.col("slot").replace_strict(SLOT_NAMES, return_dtype=pl.String))
+    )
 
 
 def _complete(partial: pl.DataFrame) -> pl.DataFrame:
@@ -191,7 +197,7 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     Rules: counts add up; ``start``/``first_seq``/``result_seq`` take the minimum and ``end``/
     ``error_seq`` the maximum; ``line``/``file``/``cid``/endpoints and first texts come from the
     earliest chunk that has them; last texts from the latest one; the
-    certificate texts of all chunks are joined in order.
+    certificate fields from the latest chunk that has them.
     """
     table = pl.concat(parts, how="vertical_relaxed")
     key = ["logset", "sid"]
@@ -201,17 +207,12 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     crossing = table.filter(dup).sort([*key, "chunk"])
     counts = [c for c in table.columns if c.startswith("n_")] + ["n"]
     first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS, "ehlo_first_seq"]
-    last = [*LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq"]
-    merged = (
-        crossing.group_by(key, maintain_order=True)
-        .agg(
-            *[pl.col(c).sum() for c in counts],
-            *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
-            *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],
-            *[pl.col(c).drop_nulls().first() for c in first],
-            *[pl.col(c).drop_nulls().last() for c in last],
-            *[pl.col(c).cast(pl.String).drop_nulls().str.join(FIELD_SEP) for c in cert_columns()],
-        )
-        .with_columns(pl.col("^cert_.*$").replace("", None))
+    last = [*LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq", *cert_columns()]
+    merged = crossing.group_by(key, maintain_order=True).agg(
+        *[pl.col(c).sum() for c in counts],
+        *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
+        *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],
+        *[pl.col(c).drop_nulls().first() for c in first],
+        *[pl.col(c).drop_nulls().last() for c in last],
     )
     return pl.concat([table.filter(~dup), merged.select(table.columns)], how="vertical_relaxed")

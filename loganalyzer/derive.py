@@ -15,7 +15,6 @@ import polars as pl
 import pyarrow as pa
 
 from loganalyzer import tls
-from loganalyzer.aggregate import FIELD_SEP
 from loganalyzer.schema import SESSION_SCHEMA
 
 #: A failed connect logged under another id counts for an attempt that ended this long before.
@@ -229,41 +228,47 @@ def _add_negotiation(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _add_certificates(df: pl.DataFrame) -> pl.DataFrame:
-    """local_cert_* / remote_cert_* from the tagged certificate text of each side.
+    """local_cert_* / remote_cert_* from the certificate fields of each side.
 
-    Field rows whose label row is missing are given to the local side, except on a send session
-    whose handshake succeeded (where the certificate logged around the handshake is the
-    server's). Items are ordered so that later ones win: orphans, then the side's own rows after
-    the TLS result, then its rows before it. Each distinct text is parsed once.
+    Per field the side's value before the TLS result row wins, then the one after it (the send
+    side's ``Received certificate`` thumbprint). Field rows whose label row is missing are given
+    to the local side, except on a send session whose handshake succeeded (where the certificate
+    logged around the handshake is the server's). Each distinct certificate is parsed once.
     """
     orphan_is_remote = (pl.col("direction") == "send") & pl.col("tls")
+    fields = ("subject", "issuer", "serial", "thumbprint", "sans", "oneline")
     for side in ("local", "remote"):
         orphan_here = orphan_is_remote if side == "remote" else ~orphan_is_remote
-        text = pl.concat_str(
-            [
-                pl.when(orphan_here).then(pl.col("cert_unknown_post")),
-                pl.when(orphan_here).then(pl.col("cert_unknown_pre")),
-                pl.col(f"cert_{side}_post"),
-                pl.col(f"cert_{side}_pre"),
-            ],
-            separator=FIELD_SEP,
-            ignore_nulls=True,
+        values = {
+            f: pl.coalesce(
+                pl.col(f"{side}_{f}_pre"),
+                pl.col(f"{side}_{f}_post"),
+                pl.when(orphan_here).then(pl.col(f"unknown_{f}_pre")),
+                pl.when(orphan_here).then(pl.col(f"unknown_{f}_post")),
+            )
+            for f in fields
+        }
+        df = df.with_columns(_cert=pl.struct(**values)).with_columns(
+            _cert_key=pl.when(pl.any_horizontal(v.is_not_null() for v in values.values())).then(
+                pl.col("_cert").hash()
+            )
         )
-        df = df.with_columns(_cert_text=pl.when(text != "").then(text))
-        df = _map_distinct(df, "_cert_text", _certificate_facts, _CERT_SCHEMA).drop("_cert_text")
+        distinct = df.filter(pl.col("_cert_key").is_not_null()).unique("_cert_key")
+        parsed = pl.DataFrame(
+            [
+                {"_cert_key": key, **_certificate_facts(cert)}
+                for key, cert in zip(distinct["_cert_key"], distinct["_cert"], strict=True)
+            ],
+            schema={"_cert_key": pl.UInt64, **_CERT_SCHEMA},
+        )
+        df = df.join(parsed, on="_cert_key", how="left").drop("_cert", "_cert_key")
         df = df.rename({f"_c_{k}": f"{side}_cert_{k}" for k in _CERT_KEYS})
     return df
 
 
 _CERT_KEYS = (
-    "subject",
-    "issuer",
-    "serial",
-    "thumbprint",
-    "not_before_utc",
-    "not_after_utc",
-    "sans",
-)
+    "subject", "issuer", "serial", "thumbprint", "not_before_utc", "not_after_utc", "sans",
+)  # fmt: skip
 _CERT_SCHEMA = {
     f"_c_{k}": (
         pl.List(pl.String)
@@ -274,22 +279,17 @@ _CERT_SCHEMA = {
     )
     for k in _CERT_KEYS
 }
-_TAG_FIELDS = {"S": "subject", "I": "issuer", "N": "serial", "T": "thumbprint", "A": "sans"}
 
 
-def _certificate_facts(text: str) -> dict:
-    """Parse tagged certificate items (``S=CN=..``, ``T=AB12..``, ``O=<one-row form>``)."""
-    facts: dict[str, object] = {}
-    for item in text.split(FIELD_SEP):
-        tag, _, value = item.partition("=")
-        if tag == "O":
-            parsed = tls.parse_oneline_certificate(value)
-            if parsed is not None:
-                facts.update({k: v for k, v in asdict(parsed).items() if v is not None})
-        elif tag in _TAG_FIELDS:
-            name = _TAG_FIELDS[tag]
-            facts[name] = tls.split_sans(value) if name == "sans" else (value.strip() or None)
-    out = {
+def _certificate_facts(cert: dict) -> dict:
+    """Final certificate columns from raw fields (the one-row form parsed when present)."""
+    facts: dict[str, object] = {k: v for k, v in cert.items() if k != "oneline" and v}
+    facts["sans"] = tls.split_sans(cert.get("sans"))
+    if cert.get("oneline"):
+        parsed = tls.parse_oneline_certificate(cert["oneline"])
+        if parsed is not None:
+            facts.update({k: v for k, v in asdict(parsed).items() if v is not None})
+    return {
         "_c_subject": tls.repair_mojibake(facts.get("subject")),
         "_c_issuer": tls.repair_mojibake(facts.get("issuer")),
         "_c_serial": facts.get("serial"),
@@ -298,7 +298,6 @@ def _certificate_facts(text: str) -> dict:
         "_c_not_after_utc": _iso(facts.get("not_after")),
         "_c_sans": list(facts["sans"]) if facts.get("sans") else None,
     }
-    return out
 
 
 def _iso(value: object) -> datetime | None:
