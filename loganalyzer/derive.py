@@ -34,15 +34,34 @@ def session_table(
     ``logsets``: ``logset, path_server, role, direction`` per log set id; ``files``: ``file,
     file_name`` per file id.
     """
-    wide = wide.with_columns(pl.col(pl.Categorical).cast(pl.String))
-    wide = wide.join(logsets, on="logset", how="left").join(files, on="file", how="left")
+    wide = wide.with_columns(
+        direction=pl.col("logset").replace_strict(
+            logsets["logset"], logsets["direction"], return_dtype=pl.String
+        ),
+        path_server=pl.col("logset").replace_strict(
+            logsets["logset"], logsets["path_server"], return_dtype=pl.String
+        ),
+        role=pl.col("logset").replace_strict(
+            logsets["logset"], logsets["role"], return_dtype=pl.String
+        ),
+        file_name=pl.col("file").replace_strict(
+            files["file"], files["file_name"], return_dtype=pl.String
+        ),
+    )
     wide = merge_failed_connects(wide)
-    sessions = _derive_columns(wide, server)
+    columns = [c for c in SESSION_SCHEMA.names if c != "fallback"]
+    sessions = _derive_columns(wide, server).filter(~pl.col("_drop")).select(columns)
+    del wide
     sessions = mark_fallback(sessions, fallback_window)
     sessions = sessions.sort(
         ["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True
     )
     return sessions.select(SESSION_SCHEMA.names).to_arrow().cast(SESSION_SCHEMA)
+
+
+def _text(name: str) -> pl.Expr:
+    """A partial's text column (Categorical there, to keep memory down) as a string."""
+    return pl.col(name).cast(pl.String)
 
 
 def merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
@@ -55,7 +74,8 @@ def merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
     send = pl.col("direction") == "send"
     attempt = send & (pl.col("n") == pl.col("n_preconnect"))
     failure = send & (pl.col("n") == pl.col("n_connect_fail"))
-    candidates = wide.filter(attempt | failure)
+    wide = wide.with_columns(_drop=pl.lit(False))
+    candidates = wide.filter(attempt | failure).with_columns(_text("rep"))
     if candidates.is_empty():
         return wide
     attempts = candidates.filter(attempt).select("logset", "rep", a_sid="sid", a_end="end")
@@ -79,11 +99,11 @@ def merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
         return wide
     # The failure row carries the facts; the attempt gives identity, start and first row.
     identity = ["start", "line", "file", "first_seq", "chunk"]
-    attempt_rows = wide.join(
+    attempt_rows = candidates.join(
         pairs.select("logset", sid="a_sid", f_sid="f_sid"), on=["logset", "sid"]
     )
     merged = (
-        wide.join(pairs.select("logset", sid="f_sid"), on=["logset", "sid"])
+        candidates.join(pairs.select("logset", sid="f_sid"), on=["logset", "sid"])
         .drop([*identity])
         .rename({"sid": "f_sid"})
         .join(
@@ -95,14 +115,18 @@ def merge_failed_connects(wide: pl.DataFrame) -> pl.DataFrame:
         .with_columns(n=pl.col("n") + pl.col("a_n"), n_preconnect=pl.col("a_pre"))
     )
     gone = pl.concat([pairs.select("logset", sid="a_sid"), pairs.select("logset", sid="f_sid")])
-    rest = wide.join(gone, on=["logset", "sid"], how="anti")
-    return pl.concat([rest, merged.select(wide.columns)], how="vertical_relaxed")
+    drop = pl.struct("logset", "sid").is_in(
+        gone.select(pl.struct("logset", "sid")).to_series().implode()
+    )
+    wide = wide.with_columns(_drop=drop)
+    merged = merged.with_columns(pl.col("rep").cast(wide.schema["rep"]))
+    return pl.concat([wide, merged.select(wide.columns)], how="vertical_relaxed", rechunk=False)
 
 
 def _endpoint(col: str, part: int) -> pl.Expr:
-    groups = pl.col(col).str.extract_groups(r"^\[?(.*?)\]?:(\d+)$")
+    groups = _text(col).str.extract_groups(r"^\[?(.*?)\]?:(\d+)$")
     if part == 0:
-        return pl.coalesce(groups.struct.field("1"), pl.col(col))
+        return pl.coalesce(groups.struct.field("1"), _text(col))
     return groups.struct.field("2").cast(pl.Int32, strict=False)
 
 
@@ -120,7 +144,7 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
     """From the wide per-session facts to the contract's columns (before fallback)."""
     n = pl.col
     receive = n("direction") == "receive"
-    cid = n("cid")
+    cid = _text("cid")
     tls_ok = n("n_tls_ok") > 0
     requested = n("n_starttls") > 0
     ended = n("n_disconnect") > 0
@@ -154,10 +178,10 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
     after_tls = n("result_seq")
     helo_cmd = (
         pl.when(tls_ok & (n("ehlo_first_seq") > after_tls))
-        .then(n("ehlo_first"))
+        .then(_text("ehlo_first"))
         .when(tls_ok & (n("ehlo_last_seq") > after_tls))
-        .then(n("ehlo_last"))
-        .otherwise(n("ehlo_first"))
+        .then(_text("ehlo_last"))
+        .otherwise(_text("ehlo_first"))
     )
     out = w.with_columns(
         source=pl.lit("exchange"),
@@ -171,17 +195,19 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
         remote_ip=_endpoint("rep", 0),
         remote_port=_endpoint("rep", 1),
         helo=_second_token(helo_cmd),
-        banner_host=_second_token(n("banner")),
+        banner_host=_second_token(_text("banner")),
         starttls_offered=n("n_offer") > 0,
         starttls_requested=requested,
         tls=tls_ok,
-        tls_error_raw=pl.coalesce(n("tls_fail"), n("tls_verdict"), n("tls_reply")),
+        tls_context=_text("tls_ok"),
+        tls_error_raw=pl.coalesce(_text("tls_fail"), _text("tls_verdict"), _text("tls_reply")),
         messages=n("n_mail"),
         recipients=n("n_rcpt"),
         delivered=n("n_queued"),
         last_error=pl.when(n("error_info_seq") >= n("error_reply_seq").fill_null(-1))
-        .then(n("error_info"))
-        .otherwise(pl.coalesce(n("error_reply"), n("error_info"))),
+        .then(_text("error_info"))
+        .otherwise(pl.coalesce(_text("error_reply"), _text("error_info"))),
+        disconnect=_text("disconnect"),
         outcome=outcome,
         file=n("file_name"),
     ).with_columns(remote_host=pl.when(receive).then(n("helo")).otherwise(n("banner_host")))
@@ -192,12 +218,21 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
 def _map_distinct(
     df: pl.DataFrame, column: str, func: Callable[[str], dict], schema: dict
 ) -> pl.DataFrame:
-    """Apply ``func`` to each distinct non-null value of ``column`` and join the results back."""
+    """Apply ``func`` to each distinct non-null value of ``column``; add its result columns."""
     values = df.get_column(column).drop_nulls().unique().to_list()
-    table = pl.DataFrame(
-        [{column: v, **func(v)} for v in values], schema={column: pl.String, **schema}
+    table = pl.DataFrame([func(v) for v in values], schema=schema)
+    return _attach(df, df.get_column(column), values, table)
+
+
+def _attach(df: pl.DataFrame, keys: pl.Series, distinct: list, table: pl.DataFrame) -> pl.DataFrame:
+    """Add ``table``'s columns (row i belongs to ``distinct[i]``) to ``df`` by its ``keys``.
+
+    A gather per new column: unlike a join, it does not copy the rest of the (wide) frame.
+    """
+    index = keys.replace_strict(
+        {key: i for i, key in enumerate(distinct)}, default=None, return_dtype=pl.UInt32
     )
-    return df.join(table, on=column, how="left")
+    return df.with_columns(table.get_column(c).gather(index) for c in table.columns)
 
 
 _NEGOTIATION_SCHEMA = {
@@ -216,9 +251,7 @@ def _add_negotiation(df: pl.DataFrame) -> pl.DataFrame:
         values = asdict(tls.parse_negotiation(text))
         return {f"tls_{k}" if k != "version" else "tls_version": v for k, v in values.items()}
 
-    df = _map_distinct(
-        df.rename({"tls_ok": "tls_context"}), "tls_context", negotiation, _NEGOTIATION_SCHEMA
-    )
+    df = _map_distinct(df, "tls_context", negotiation, _NEGOTIATION_SCHEMA)
     return _map_distinct(
         df,
         "tls_error_raw",
@@ -248,21 +281,16 @@ def _add_certificates(df: pl.DataFrame) -> pl.DataFrame:
             )
             for f in fields
         }
-        df = df.with_columns(_cert=pl.struct(**values)).with_columns(
-            _cert_key=pl.when(pl.any_horizontal(v.is_not_null() for v in values.values())).then(
-                pl.col("_cert").hash()
-            )
+        present = pl.any_horizontal(v.is_not_null() for v in values.values())
+        certs = df.select(
+            cert=pl.struct(**values), key=pl.when(present).then(pl.struct(**values).hash())
         )
-        distinct = df.filter(pl.col("_cert_key").is_not_null()).unique("_cert_key")
+        distinct = certs.drop_nulls("key").unique("key")
         parsed = pl.DataFrame(
-            [
-                {"_cert_key": key, **_certificate_facts(cert)}
-                for key, cert in zip(distinct["_cert_key"], distinct["_cert"], strict=True)
-            ],
-            schema={"_cert_key": pl.UInt64, **_CERT_SCHEMA},
-        )
-        df = df.join(parsed, on="_cert_key", how="left").drop("_cert", "_cert_key")
-        df = df.rename({f"_c_{k}": f"{side}_cert_{k}" for k in _CERT_KEYS})
+            [_certificate_facts(cert) for cert in distinct.get_column("cert").to_list()],
+            schema=_CERT_SCHEMA,
+        ).rename({f"_c_{k}": f"{side}_cert_{k}" for k in _CERT_KEYS})
+        df = _attach(df, certs.get_column("key"), distinct.get_column("key").to_list(), parsed)
     return df
 
 

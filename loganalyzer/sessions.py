@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -49,7 +50,7 @@ class _Collector:
             "chunk": pl.lit(len(self.partials), pl.UInt32),
             "file": pl.lit(self.files.setdefault(file_name, len(self.files)), pl.UInt32),
         }
-        self.partials.append(part.with_columns(**ids))
+        self.partials.append(part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids))
 
     def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
         wide = merge_partials(self.partials)
@@ -107,9 +108,9 @@ def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FileP
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
         with _worker_start_environment():
-            futures = [pool.submit(work, log, portable=True) for log in logs]
-        for future in futures:
-            yield future.result()
+            futures = deque(pool.submit(work, log, portable=True) for log in logs)
+        while futures:  # popped as consumed, so finished results are not kept twice
+            yield futures.popleft().result()
 
 
 @contextlib.contextmanager
