@@ -130,7 +130,14 @@ def _endpoint(col: str, part: int) -> pl.Expr:
     return groups.struct.field("2").cast(pl.Int32, strict=False)
 
 
+def _argument(expr: pl.Expr) -> pl.Expr:
+    """What follows the first word (``EHLO mail.example.net`` -> ``mail.example.net``)."""
+    rest = expr.str.strip_chars().str.splitn(" ", 2).struct.field("field_1").str.strip_chars()
+    return pl.when(rest.str.len_chars() > 0).then(rest)
+
+
 def _second_token(expr: pl.Expr) -> pl.Expr:
+    """The second word (``220 mx.example.net ESMTP ...`` -> ``mx.example.net``)."""
     token = expr.str.strip_chars().str.split(" ").list.get(1, null_on_oob=True)
     return pl.when(token.str.len_chars() > 0).then(token)
 
@@ -194,7 +201,7 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
         local_port=_endpoint("lep", 1),
         remote_ip=_endpoint("rep", 0),
         remote_port=_endpoint("rep", 1),
-        helo=_second_token(helo_cmd),
+        helo=_argument(helo_cmd),
         banner_host=_second_token(_text("banner")),
         starttls_offered=n("n_offer") > 0,
         starttls_requested=requested,

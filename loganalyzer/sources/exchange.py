@@ -142,7 +142,6 @@ _FAIL_INFO_PREFIXES = (
     "Inbound authentication failed",
     "The connection was dropped because",
     "Connection to remote endpoint",
-    "CryptographicException",
 )
 _TLS_REPLY_PATTERN = (
     r"Must issue a STARTTLS command first|STARTTLS is required|Certificate validation failure"

@@ -23,6 +23,8 @@ from typing import BinaryIO
 CHUNK_BYTES = 32 * 1024 * 1024
 
 _HIDDEN_OR_TEMP = re.compile(r"^(\.|~\$)|(\.tmp|\.swp|~)$", re.IGNORECASE)
+#: Documentation that travels with log bundles; not looked at inside folders.
+_NOTES = re.compile(r"\.(md|markdown|rst)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class Discovery:
 def discover(paths: Iterable[str | os.PathLike[str]]) -> Discovery:
     """Expand files, folders (recursively), globs and zip archives into log inputs.
 
-    Hidden and temporary files inside folders are ignored; unreadable files, FIFOs and devices
+    Hidden and temporary files and notes (``*.md``) inside folders are ignored; unreadable
+    files, FIFOs and devices
     are reported as skipped. Symbolic links to folders are not followed (no loops). Each input
     appears once, even when two paths name it.
     """
@@ -127,7 +130,7 @@ def _walk(folder: Path, found: Discovery) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not _HIDDEN_OR_TEMP.search(name):
+            if not _HIDDEN_OR_TEMP.search(name) and not _NOTES.search(name):
                 yield Path(root) / name
 
 
