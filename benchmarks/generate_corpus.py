@@ -22,9 +22,11 @@ servers) and RFC 5737 (internet peers); domains are under example.com/.net/.org.
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import gzip as gzip_module
 import heapq
+import itertools
 import json
 import random
 import re
@@ -89,15 +91,58 @@ ISSUERS = (
     "CN=Test Root Authority 2, OU=Certification Services, O=Example Org, C=DE",
 )
 ORG_WORDS = (
-    "contoso", "fabrikam", "northwind", "adatum", "tailspin", "woodgrove", "litware",
-    "proseware", "wingtip", "fourthcoffee", "alpineski", "blueyonder", "coho", "lucerne",
-    "margie", "relecloud", "trey", "wideworld", "humongous", "graphic", "lamna", "nod",
-)  # fmt: skip
+    "contoso",
+    "fabrikam",
+    "northwind",
+    "adatum",
+    "tailspin",
+    "woodgrove",
+    "litware",
+    "proseware",
+    "wingtip",
+    "fourthcoffee",
+    "alpineski",
+    "blueyonder",
+    "coho",
+    "lucerne",
+    "margie",
+    "relecloud",
+    "trey",
+    "wideworld",
+    "humongous",
+    "graphic",
+    "lamna",
+    "nod",
+)
 LOCAL_PARTS = (
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-    "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
-    "info", "sales", "support", "billing", "noreply", "hr", "it-helpdesk", "newsletter",
-)  # fmt: skip
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "info",
+    "sales",
+    "support",
+    "billing",
+    "noreply",
+    "hr",
+    "it-helpdesk",
+    "newsletter",
+)
 SOFTWARE = ("postfix", "postfix", "exchange", "exim", "other")
 
 RECV_PERMS_ANON = "SMTPAcceptAnySender SMTPAcceptAuthoritativeDomainSender AcceptRoutingHeaders"
@@ -155,10 +200,7 @@ def parse_size(text: str) -> int:
     unit = (m.group(2) or "").lower()
     base = 1024 if "i" in unit else None
     prefix = unit[:1] if unit[:1] in "kmgt" else ""
-    if base:
-        mult = base ** "_kmgt".index(prefix)
-    else:
-        mult = SIZE_UNITS[prefix]
+    mult = base ** "_kmgt".index(prefix) if base else SIZE_UNITS[prefix]
     return int(float(m.group(1)) * mult)
 
 
@@ -201,7 +243,10 @@ class Cert:
 
     def received(self) -> list[str]:
         """The thumbprint-only form written after a successful client handshake."""
-        return [row("*", "", "Received certificate"), row("*", self.thumbprint, "Certificate thumbprint")]
+        return [
+            row("*", "", "Received certificate"),
+            row("*", self.thumbprint, "Certificate thumbprint"),
+        ]
 
 
 class Peer:
@@ -212,32 +257,35 @@ class Peer:
         self.host = host
         self.domain = domain
         self.software = software
-        self.starttls = rng.random() < 0.93
+        self.starttls = rng.random() < 0.95
+        self.tls_error: str | None = None  # set on peers whose TLS handshakes always fail
         self.cert: Cert | None = None
         if software == "exchange":
             banner = f"220 {host} Microsoft ESMTP MAIL Service ready"
-            keywords = [k for k in EXCHANGE_KEYWORDS if k not in ("XEXCH50", "XSHADOWREQUEST")]
+            keywords = [
+                k for k in EXCHANGE_KEYWORDS if k not in ("XEXCH50", "XSHADOWREQUEST", "DSN")
+            ]
             self.ok_from, self.ok_rcpt = "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"
             self.bye = "221 2.0.0 Service closing transmission channel"
             self.tls_ready = "220 2.0.0 SMTP server ready"
         elif software == "exim":
             banner = f"220 {host} ESMTP Exim 4.97 Mon, 11 Mar 2024 08:00:00 +0000"
-            keywords = ["SIZE 52428800", "8BITMIME", "PIPELINING", "CHUNKING", "STARTTLS", "HELP"]
+            keywords = ["SIZE 52428800", "8BITMIME", "PIPELINING", "STARTTLS", "HELP"]
             self.ok_from, self.ok_rcpt = "250 OK", "250 Accepted"
             self.bye = f"221 {host} closing connection"
             self.tls_ready = "220 TLS go ahead"
         elif software == "postfix":
             banner = f"220 {host} ESMTP Postfix"
             keywords = [
-                "PIPELINING", "SIZE 52428800", "ETRN", "STARTTLS", "ENHANCEDSTATUSCODES",
-                "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
+                "PIPELINING", "SIZE 52428800", "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME",
+                "DSN", "CHUNKING",
             ]  # fmt: skip
             self.ok_from, self.ok_rcpt = "250 2.1.0 Ok", "250 2.1.5 Ok"
             self.bye = "221 2.0.0 Bye"
             self.tls_ready = "220 2.0.0 Ready to start TLS"
         else:
             banner = f"220 {host} ESMTP ready, unsolicited bulk mail prohibited"
-            keywords = ["SIZE 35882577", "8BITMIME", "STARTTLS", "ENHANCEDSTATUSCODES", "PIPELINING"]
+            keywords = ["SIZE 35882577", "8BITMIME", "STARTTLS", "PIPELINING"]
             self.ok_from, self.ok_rcpt = "250 2.1.0 Sender ok", "250 2.1.5 Recipient ok"
             self.bye = "221 2.0.0 closing connection"
             self.tls_ready = "220 2.0.0 Ready to start TLS"
@@ -257,7 +305,7 @@ class Pool:
         rng = random.Random(f"pool:{seed}")
         self.servers = [f"EX{i:02d}" for i in range(1, servers + 1)]
         self.server_ip = {s: f"10.1.{i // 200}.{11 + i % 200}" for i, s in enumerate(self.servers)}
-        sans = ";".join(["mail.example.com", "autodiscover.example.com"] + self.servers[:8])
+        sans = ";".join(["mail.example.com", "autodiscover.example.com", *self.servers[:8]])
         self.public_cert = Cert(
             rng,
             "CN=mail.example.com, OU=Messaging, O=Example Corp, L=Springfield, S=Illinois, C=US",
@@ -284,6 +332,14 @@ class Pool:
                 subject = f"CN={host}, O={word.capitalize()} Ltd, L=Example City, C=DE"
             peer.cert = Cert(rng, subject, rng.choice(ISSUERS), f"{host};{domain}")
             self.peers.append(peer)
+        # A few peers whose handshakes always fail: their sessions fail TLS, then are retried
+        # in plaintext a minute later (the fallback pattern). They are picked less often.
+        candidates = [p for p in self.peers if p.starttls]
+        for peer, error in zip(rng.sample(candidates, len(TLS_ERRORS)), TLS_ERRORS, strict=True):
+            peer.tls_error = error
+        self.peer_weights = list(
+            itertools.accumulate(0.5 if p.tls_error else 1.0 for p in self.peers)
+        )
         self.relays = [
             Peer(rng, f"10.2.0.{20 + i}", f"app{i:02d}.{ORG}", ORG, "other") for i in range(1, 4)
         ]
@@ -341,6 +397,7 @@ class Stream:
         self.gzip = gzip
         self.others = [s for s in pool.servers if s != self.name] or ["EX99"]
         self.counter = 0
+        self.planned = 0  # bytes of every session begun so far, written or not
         self.internal_id = 4_294_967_296 * (server + 1)
         self.pending: list[tuple[int, int, Peer, bool]] = []
         self.stats = {"files": 0, "bytes": 0, "raw_bytes": 0, "rows": 0, "sessions": 0}
@@ -405,20 +462,27 @@ class Stream:
 
     def _recv_messages(self, b: list[str], peer: Peer, sid: str, ms: int) -> None:
         rng = self.rng
-        for number in range(1, 2 + (rng.random() < 0.12)):
+        for number in range(1, 2 + (rng.random() < 0.06)):
             size = int(2000 + rng.random() ** 3 * 2_000_000)
             sender = "<>" if rng.random() < 0.03 else f"<{self._address(peer.domain)}>"
             b.append(row("<", f"MAIL FROM:{sender} SIZE={size}"))
-            b.append(row("*", f"{sid};{self.iso_minute}{SECMS[ms % 60000]};{number}", "receiving message"))
+            b.append(
+                row(
+                    "*", f"{sid};{self.iso_minute}{SECMS[ms % 60000]};{number}", "receiving message"
+                )
+            )
             b.append(row(">", "250 2.1.0 Sender OK"))
             accepted = 0
-            for _ in range(1 + int(rng.random() ** 2 * 5)):
+            for _ in range(1 + int(rng.random() ** 3 * 5)):
                 b.append(row("<", f"RCPT TO:<{self._address(ORG)}>"))
                 r = rng.random()
                 if r < 0.04:
                     b.append(
-                        row(">", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found "
-                            "by SMTP address lookup")  # fmt: skip
+                        row(
+                            ">",
+                            "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found "
+                            "by SMTP address lookup",
+                        )
                     )
                 elif r < 0.05:
                     b.append(row(">", "452 4.5.3 Too many recipients"))
@@ -429,7 +493,7 @@ class Stream:
                 b.append(row("<", "RSET"))
                 b.append(row(">", "250 2.0.0 Resetting"))
                 continue
-            if rng.random() < 0.5:
+            if rng.random() < 0.7:
                 b.append(row("<", f"BDAT {size} LAST"))
             else:
                 b.append(row("<", "DATA"))
@@ -443,11 +507,19 @@ class Stream:
         """Receive session from ``peer``; ``mode`` is tls, fail, plain, drop or reject."""
         rng = self.rng
         internal = peer.ip.startswith("10.1.")
-        b = [row("+"), row("*", RECV_PERMS_INTERNAL if internal else RECV_PERMS_ANON, "Set Session Permissions")]
+        b = [
+            row("+"),
+            row(
+                "*", RECV_PERMS_INTERNAL if internal else RECV_PERMS_ANON, "Set Session Permissions"
+            ),
+        ]
         minute = self.rfc_minute
         b.append(
-            row(">", f"220 {self.fqdn} Microsoft ESMTP MAIL Service ready at {minute}"
-                f"{SECMS[ms % 60000][:2]} +0000")  # fmt: skip
+            row(
+                ">",
+                f"220 {self.fqdn} Microsoft ESMTP MAIL Service ready at {minute}"
+                f"{SECMS[ms % 60000][:2]} +0000",
+            )
         )
         if mode == "reject":
             b.append(row(">", "421 4.3.2 Service not available, closing transmission channel"))
@@ -466,7 +538,7 @@ class Stream:
             cert = self.pool.internal_cert[self.name] if internal else self.pool.public_cert
             b.append(cert.one_row("Sending certificate"))
             if mode == "fail":
-                error = rng.choice(TLS_ERRORS)
+                error = peer.tls_error or rng.choice(TLS_ERRORS)
                 b.append(row("*", "", f"TLS negotiation failed with error {error}"))
                 b.append(row("-", "", "Remote(SocketError)" if error == "SocketError" else "Local"))
                 return b, "failed"
@@ -478,13 +550,21 @@ class Stream:
             b.append(rng.choice(self.tls_rows[version, "SERVER"]))
             b.append(helo)
             if not internal:
-                b.append(row("*", "", "Client certificate chain validation status: 'EmptyCertificate'"))
+                b.append(
+                    row("*", "", "Client certificate chain validation status: 'EmptyCertificate'")
+                )
                 b.append(row("*", "", "TlsDomainCapabilities='None'; Status='NoRemoteCertificate'"))
             b.append(row(">", self.ehlo_reply_tls % peer.ip))
             if internal:
                 b.append(row("<", "X-EXPS GSSAPI"))
                 b.append(row(">", "235 <authentication response>"))
-                b.append(row("*", "SMTPSubmit SMTPAcceptAnyRecipient BypassAntiSpam AcceptRoutingHeaders", "Set Session Permissions"))
+                b.append(
+                    row(
+                        "*",
+                        "SMTPSubmit SMTPAcceptAnyRecipient BypassAntiSpam AcceptRoutingHeaders",
+                        "Set Session Permissions",
+                    )
+                )
         self._recv_messages(b, peer, sid, ms)
         if rng.random() < 0.9:
             b.append(row("<", "QUIT"))
@@ -511,8 +591,11 @@ class Stream:
                     b.append(row("<", f"550 5.1.1 <{r}>: Recipient address rejected: User unknown"))
                 elif x < 0.045:
                     b.append(
-                        row("<", f"451 4.7.1 <{r}>: Recipient address rejected: Greylisted, "
-                            "see https://www.example.org/greylisting")  # fmt: skip
+                        row(
+                            "<",
+                            f"451 4.7.1 <{r}>: Recipient address rejected: Greylisted, "
+                            "see https://www.example.org/greylisting",
+                        )
                     )
                 else:
                     b.append(row("<", peer.ok_rcpt))
@@ -525,15 +608,22 @@ class Stream:
             if peer.software == "exchange":
                 self.internal_id += 1
                 b.append(
-                    row("<", f"250 2.6.0 <{rng.getrandbits(64):016x}@{self.fqdn}> [InternalId="
-                        f"{self.internal_id}, Hostname={peer.host}] Queued mail for delivery")  # fmt: skip
+                    row(
+                        "<",
+                        f"250 2.6.0 <{rng.getrandbits(64):016x}@{self.fqdn}> [InternalId="
+                        f"{self.internal_id}, Hostname={peer.host}] Queued mail for delivery",
+                    )
                 )
             elif peer.software == "exim":
-                b.append(row("<", f"250 OK id=1r{rng.getrandbits(40):010x}-000{rng.randrange(1000)}"))
+                b.append(
+                    row("<", f"250 OK id=1r{rng.getrandbits(40):010x}-000{rng.randrange(1000)}")
+                )
             else:
                 b.append(row("<", f"250 2.0.0 Ok: queued as 4Tq{rng.getrandbits(48):012X}"))
 
-    def _send_session(self, peer: Peer, mode: str, internal: bool) -> tuple[list[str], list[str], str]:
+    def _send_session(
+        self, peer: Peer, mode: str, internal: bool
+    ) -> tuple[list[str], list[str], str]:
         """Send session to ``peer``; returns pre-connect rows, connected rows and TLS result."""
         rng = self.rng
         perms = "SendRoutingHeaders SendAs" if internal else "None"
@@ -561,7 +651,7 @@ class Stream:
                 own = self.pool.internal_cert[self.name] if internal else self.pool.public_cert
                 b.extend(own.block("Sending certificate"))
             if mode == "fail":
-                error = rng.choice(TLS_ERRORS)
+                error = peer.tls_error or rng.choice(TLS_ERRORS)
                 b.append(row("*", "", f"TLS negotiation failed with error {error}"))
                 b.append(row("-", "", "Remote" if error == "SocketError" else "Local"))
                 return pre, b, "failed"
@@ -578,7 +668,14 @@ class Stream:
                 b.append(row("<", "235 <authentication response>"))
         self._send_messages(b, peer)
         if rng.random() < 0.05:
-            b.append(row("*", "", f"successfully added connection to cache. Current cache size is {rng.randrange(1, 9)}"))
+            b.append(
+                row(
+                    "*",
+                    "",
+                    "successfully added connection to cache. Current cache size is "
+                    f"{rng.randrange(1, 9)}",
+                )
+            )
         b.append(row(">", "QUIT"))
         b.append(row("<", peer.bye))
         b.append(row("-", "", "Local"))
@@ -586,51 +683,64 @@ class Stream:
 
     # -- session scheduling ------------------------------------------------------------------
 
+    def _pick(self) -> tuple[Peer, bool, str]:
+        """Choose the peer, whether it is one of our servers, and how the session goes."""
+        rng = self.rng
+        pool = self.pool
+        r = rng.random()
+        internal = r < (0.12 if self.send else 0.1)
+        if internal:
+            peer = pool.internal_peer(rng.choice(self.others))
+        elif not self.send and r < 0.13:
+            peer = pool.relays[int(rng.random() * len(pool.relays))]
+        else:
+            peer = pool.peers[
+                bisect.bisect(pool.peer_weights, rng.random() * pool.peer_weights[-1])
+            ]
+        # Cumulative shares: dropped, rejected, connect failure (send only), plaintext,
+        # TLS failure, and TLS for the rest. Peers without STARTTLS always go plaintext,
+        # and peers with a broken TLS stack always fail.
+        drop, reject, connect, plain, fail = (
+            (0.03, 0.04, 0.09, 0.105, 0.11) if self.send else (0.06, 0.07, 0.07, 0.085, 0.09)
+        )
+        r = rng.random()
+        if r < drop:
+            mode = "drop"
+        elif r < reject:
+            mode = "reject"
+        elif r < connect:
+            mode = "connect"
+        elif peer.ip.startswith("10.2.") or not peer.starttls or r < plain:
+            mode = "plain"
+        elif peer.tls_error or r < fail:
+            mode = "fail"
+        else:
+            mode = "tls"
+        return peer, internal, mode
+
     def _new_session(self, ms: int, retry: tuple[Peer, bool] | None = None) -> list:
         """Build the next session; return its scheduling record ``[pre, tails, j, n, next]``."""
         rng = self.rng
         sid_value = self._sid(ms)
         sid = f"{sid_value:016X}"
         port = 1024 + int(rng.random() * 64000)
-        if retry is not None:
-            peer, internal = retry
-            mode = "plain"
+        if retry is None:
+            peer, internal, mode = self._pick()
         else:
-            internal = False
-            r = rng.random()
-            if self.send:
-                if r < 0.12:
-                    peer, internal = self.pool.internal_peer(rng.choice(self.others)), True
-                else:
-                    peer = self.pool.peers[int(rng.random() * len(self.pool.peers))]
-            elif r < 0.1:
-                peer, internal = self.pool.internal_peer(rng.choice(self.others)), True
-            elif r < 0.13:
-                peer = self.pool.relays[int(rng.random() * len(self.pool.relays))]
-            else:
-                peer = self.pool.peers[int(rng.random() * len(self.pool.peers))]
-            r = rng.random()
-            if r < 0.04:
-                mode = "drop"
-            elif r < 0.05:
-                mode = "reject"
-            elif self.send and r < 0.11:
-                mode = "connect"
-            elif peer.ip.startswith("10.2.") or not peer.starttls or r < 0.125:
-                mode = "plain"
-            elif r < 0.16:
-                mode = "fail"
-            else:
-                mode = "tls"
+            (peer, internal), mode = retry, "plain"
         follow = None
         if self.send:
-            connector = "Intra-Organization SMTP Send Connector" if internal else "Outbound to Internet"
+            connector = (
+                "Intra-Organization SMTP Send Connector" if internal else "Outbound to Internet"
+            )
             remote = f"{peer.ip}:{2525 if internal else 25}"
             pre_rows, rows_, result = self._send_session(peer, mode, internal)
             pre_ep = f",,{remote},"
             tails = [pre_ep + x for x in pre_rows]
             if mode == "connect":
-                fail = row("*", "", rng.choice(CONNECT_ERRORS).format(domain=peer.domain, ip=peer.ip))
+                fail = row(
+                    "*", "", rng.choice(CONNECT_ERRORS).format(domain=peer.domain, ip=peer.ip)
+                )
                 if rng.random() < 0.5:
                     tails.append(pre_ep + fail)
                 else:
@@ -653,7 +763,9 @@ class Stream:
             heapq.heappush(self.pending, (due, self.counter, peer, internal))
         elif result:
             self.tls[result] += 1
-        return [f",{connector},{sid},", tails, 0, len(tails), follow]
+        pre = f",{connector},{sid},"
+        self.planned += sum(map(len, tails)) + len(tails) * (26 + len(pre))
+        return [pre, tails, 0, len(tails), follow]
 
     def _set_minute(self, ms: int) -> None:
         t = START + dt.timedelta(milliseconds=ms)
@@ -683,7 +795,7 @@ class Stream:
         if self.gzip:
             raw = open(path, "wb")  # noqa: SIM115 - closed in _close
             return gzip_module.GzipFile(name[:-3], "wb", 6, raw, mtime=0), raw
-        return open(path, "wb"), None  # noqa: SIM115 - closed in _close
+        return open(path, "wb"), None
 
     def _close(self, handle) -> None:
         fh, raw = handle
@@ -742,6 +854,10 @@ class Stream:
                 active[i] = self._new_session(ms, (peer, internal))
             elif not draining:
                 active[i] = self._new_session(ms)
+                # Stop starting sessions once the sessions begun (and the retries they owe)
+                # fill the target, so the stream ends close to it with every session closed.
+                owed = len(pending) * self.planned // self.stats["sessions"]
+                draining = self.planned + owed >= target
             else:
                 active[i] = active[-1]
                 active.pop()
@@ -760,11 +876,7 @@ class Stream:
                     out.append(header)
                     fb = 3 + len(header)
                     flushed = 0
-                    if not draining and total >= target:
-                        draining = True
                 limit = min(self.file_size, flushed + FLUSH_BYTES)
-            if not draining and total + fb >= target:
-                draining = True
         if fb > 3 + len(header):
             if handle is None:
                 handle = self._open(name)
@@ -810,7 +922,9 @@ def generate(
         raise ValueError("file_size must be at least 1000 bytes")
     existing = [p for p in out_dir.glob("EX*/TransportRoles/Logs/*/ProtocolLog/*/*") if p.is_file()]
     if existing:
-        raise FileExistsError(f"{out_dir} already holds log files ({existing[0]}); use a new folder")
+        raise FileExistsError(
+            f"{out_dir} already holds log files ({existing[0]}); use a new folder"
+        )
     tasks = []
     for server in range(servers):
         for send in (False, True):
