@@ -16,7 +16,8 @@ Partial columns (all per ``logset, sid``):
   ``error_reply``/``error_info`` (the last failure reply / information row, each with its
   ``*_seq``); ``result_seq`` (the first TLS result row)
 - certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans,oneline}_{pre,
-  post}``: the last value of that side before / after the TLS result row (``_certificates``).
+  post}``: the last value of that side before / after the TLS result row (``_certificates``),
+  and ``last_label`` (0 local, 1 remote: the side of the chunk's last certificate label row).
 
 Text columns are Categorical so that a partial does not keep the chunk's buffers alive.
 """
@@ -106,16 +107,22 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
         result_seq=seq.filter(kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])).min(),
     )
     results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
-    certificates = _certificates(facts.filter(kind.is_in(ex.CERT_KINDS)), results).collect()
+    cert_rows = facts.filter(kind.is_in(ex.CERT_KINDS))
+    certificates = _certificates(cert_rows, results).collect()
     certificates = certificates.pivot(on="slot", index="sid", values="v")
     certificates = certificates.with_columns(
         pl.lit(None, pl.String).alias(name)
         for name in SLOT_NAMES.values()
         if name not in certificates.columns
     ).select("sid", *SLOT_NAMES.values())
+    labels = cert_rows.filter(kind.is_in([ex.K_LABEL_LOCAL, ex.K_LABEL_REMOTE])).group_by("sid")
+    last_label = labels.agg(
+        last_label=pl.when(kind.last() == ex.K_LABEL_LOCAL).then(0).otherwise(1).cast(pl.Int8)
+    )
+    certificates = certificates.lazy().join(last_label, on="sid", how="full", coalesce=True)
     partial = (
         base.join(summary, on="sid", how="left")
-        .join(certificates.lazy(), on="sid", how="left")
+        .join(certificates, on="sid", how="left")
         .with_columns(
             pl.col("start", "end").str.to_datetime(
                 "%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False
@@ -191,6 +198,36 @@ def _complete(partial: pl.DataFrame) -> pl.DataFrame:
     return partial.with_columns(pl.col("^n_.*$").fill_null(0))
 
 
+def _inherit_labels(crossing: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Give unlabelled certificate fields of a chunk the side of a label in an earlier chunk.
+
+    A certificate block can be cut by a file roll-over: its label row ends one file and its
+    field rows start the next. ``crossing`` holds the partials of sessions seen in several
+    chunks, sorted by session and chunk.
+    """
+    inherited = pl.col("last_label").shift(1).forward_fill().over(key)
+    crossing = crossing.with_columns(_inherited=inherited)
+    moves = []
+    for field in _FIELD_NAMES[:-1]:
+        for when in ("pre", "post"):
+            orphan = pl.col(f"unknown_{field}_{when}")
+            for side, code in (("local", 0), ("remote", 1)):
+                own = pl.col(f"{side}_{field}_{when}")
+                moves.append(
+                    pl.when(pl.col("_inherited") == code)
+                    .then(pl.coalesce(own, orphan))
+                    .otherwise(own)
+                    .alias(f"{side}_{field}_{when}")
+                )
+            moves.append(
+                pl.when(pl.col("_inherited").is_in([0, 1]))
+                .then(None)
+                .otherwise(orphan)
+                .alias(f"unknown_{field}_{when}")
+            )
+    return crossing.with_columns(moves).drop("_inherited")
+
+
 def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Concatenate partials and merge sessions that appear in several chunks.
 
@@ -204,10 +241,12 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     dup = pl.struct(key).is_duplicated()
     if not table.select(dup.any()).item():
         return table
-    crossing = table.filter(dup).sort([*key, "chunk"])
+    crossing = _inherit_labels(table.filter(dup).sort([*key, "chunk"]), key)
     counts = [c for c in table.columns if c.startswith("n_")] + ["n"]
     first = ["line", "file", "cid", "lep", "rep", *FIRST_TEXTS, "ehlo_first_seq"]
-    last = [*LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq", *cert_columns()]
+    last = [
+        *LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq", "last_label", *cert_columns()
+    ]  # fmt: skip
     merged = crossing.group_by(key, maintain_order=True).agg(
         *[pl.col(c).sum() for c in counts],
         *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
