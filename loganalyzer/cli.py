@@ -71,11 +71,15 @@ def _summary(stats: dict) -> None:
         f"{stats['sessions']:,} sessions",
         f"{stats['malformed']} malformed rows",
     ]
+    if stats.get("malformed_fields"):
+        parts.append(f"{stats['malformed_fields']} malformed fields")
     if stats["skipped"]:
         parts.append(f"{len(stats['skipped'])} inputs skipped")
     _say("loganalyzer: " + ", ".join(parts))
     for example in stats["malformed_examples"][:5]:
         _say(f"  malformed: {example}")
+    for example in stats.get("malformed_field_examples", [])[:5]:
+        _say(f"  malformed field: {example}")
     for skip in stats["skipped"][:20]:
         _say(f"  skipped: {skip['file']}: {skip['reason']}")
     if len(stats["skipped"]) > 20:

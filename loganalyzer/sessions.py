@@ -195,8 +195,28 @@ def read_sessions(
         df = to_pandas(collector.table(fallback_window=fallback_window, server=server))
         df = filter_window(df, since, until)
     stats.sessions = len(df)
+    _count_malformed_fields(df, stats)
     df.attrs["read_stats"] = stats.as_dict()
     return df
+
+
+#: Certificate fields that Exchange writes as hex; other values (masked ones) are kept as logged.
+_HEX_FIELDS = (
+    "local_cert_thumbprint", "local_cert_serial", "remote_cert_thumbprint", "remote_cert_serial",
+)  # fmt: skip
+
+
+def _count_malformed_fields(df: pd.DataFrame, stats: ReadStats) -> None:
+    """Count certificate thumbprints and serials that are not hex (kept, never invented)."""
+    for column in _HEX_FIELDS:
+        values = df[column]
+        bad = (values.notna() & ~values.str.fullmatch(r"[0-9A-Fa-f]+")).fillna(False).astype(bool)
+        stats.malformed_fields += int(bad.sum())
+        for row in df.loc[bad, ["file", "line", column]].head(5).itertuples(index=False):
+            if len(stats.malformed_field_examples) < 10:
+                stats.malformed_field_examples.append(
+                    f"{row.file}:{row.line}: {column} {row[2]!r} is not hex (kept as logged)"
+                )
 
 
 def _nothing_readable(stats: ReadStats) -> str:

@@ -205,6 +205,9 @@ def test_masked_thumbprint_is_kept_and_mojibake_repaired(tmp_path):
     row = read(tmp_path, s).iloc[0]
     assert row.local_cert_subject == "CN=mail.example.de, O=Beispiel GmbH, L=München"
     assert row.local_cert_thumbprint == "xxxxxxxxxxxx"
+    stats = read(tmp_path, s).attrs["read_stats"]
+    assert stats["malformed_fields"] == 1
+    assert "local_cert_thumbprint 'xxxxxxxxxxxx' is not hex" in stats["malformed_field_examples"][0]
     assert (row.outcome, row.tls_error) == ("tls_failed", "UnknownCredentials")
     assert row.last_error == "TLS negotiation failed with error UnknownCredentials"
 

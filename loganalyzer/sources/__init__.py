@@ -57,6 +57,8 @@ class ReadStats:
     malformed_examples: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     sessions: int = 0
+    malformed_fields: int = 0
+    malformed_field_examples: list[str] = field(default_factory=list)
 
     def add_malformed(self, example: str) -> None:
         """Count a malformed row; keep the first few as ``file:line: reason``."""
@@ -84,6 +86,8 @@ class ReadStats:
             "malformed_examples": list(self.malformed_examples),
             "skipped": [{"file": s.name, "reason": s.reason} for s in self.skipped],
             "sessions": self.sessions,
+            "malformed_fields": self.malformed_fields,
+            "malformed_field_examples": list(self.malformed_field_examples),
         }
 
 
