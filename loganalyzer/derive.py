@@ -21,29 +21,26 @@ from loganalyzer.schema import SESSION_SCHEMA
 CONNECT_FAILURE_WINDOW = timedelta(seconds=60)
 
 
-def session_table(
+def log_set_sessions(
     wide: pl.DataFrame,
-    logsets: pl.DataFrame,
-    files: pl.DataFrame,
     *,
+    direction: str,
+    path_server: str | None,
+    role: str | None,
+    files: pl.DataFrame,
     fallback_window: timedelta,
     server: str | None,
-) -> pa.Table:
-    """Merged partials -> Arrow table in SESSION_SCHEMA, ordered by start, server, session id.
+) -> pl.DataFrame:
+    """Merged partials of one log set -> its sessions in SESSION_SCHEMA's columns (unsorted).
 
-    ``logsets``: ``logset, path_server, role, direction`` per log set id; ``files``: ``file,
-    file_name`` per file id.
+    Sessions, failed-connect pairs and fallback peers never span log sets, so each log set is
+    derived on its own and memory holds one log set's intermediate columns at a time.
+    ``files``: ``file, file_name`` per file id.
     """
     wide = wide.with_columns(
-        direction=pl.col("logset").replace_strict(
-            logsets["logset"], logsets["direction"], return_dtype=pl.String
-        ),
-        path_server=pl.col("logset").replace_strict(
-            logsets["logset"], logsets["path_server"], return_dtype=pl.String
-        ),
-        role=pl.col("logset").replace_strict(
-            logsets["logset"], logsets["role"], return_dtype=pl.String
-        ),
+        direction=pl.lit(direction),
+        path_server=pl.lit(path_server, pl.String),
+        role=pl.lit(role, pl.String),
         file_name=pl.col("file").replace_strict(
             files["file"], files["file_name"], return_dtype=pl.String
         ),
@@ -52,8 +49,13 @@ def session_table(
     columns = [c for c in SESSION_SCHEMA.names if c != "fallback"]
     sessions = _derive_columns(wide, server).filter(~pl.col("_drop")).select(columns)
     del wide
-    sessions = mark_fallback(sessions, fallback_window)
-    sessions = sessions.sort(
+    return mark_fallback(sessions, fallback_window)
+
+
+def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
+    """Sessions of all log sets -> one Arrow table in SESSION_SCHEMA, ordered by start, server,
+    session id."""
+    sessions = pl.concat(parts, how="vertical_relaxed").sort(
         ["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True
     )
     return sessions.select(SESSION_SCHEMA.names).to_arrow().cast(SESSION_SCHEMA)

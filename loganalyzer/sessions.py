@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from loganalyzer.aggregate import chunk_partial, merge_partials
-from loganalyzer.derive import session_table
+from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.errors import NoInputError
 from loganalyzer.schema import empty_sessions, to_pandas
 from loganalyzer.sources import LogSet, ReadStats, disk_size, find_logs, read_log
@@ -37,39 +37,45 @@ FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
 
 
 class _Collector:
-    """Collects partials in canonical order and gives them log-set, chunk and file ids."""
+    """Collects partials per log set in canonical order, with chunk and file ids."""
 
     def __init__(self) -> None:
-        self.partials: list[pl.DataFrame] = []
-        self.logsets: dict[LogSet, int] = {}
+        self.partials: dict[LogSet, list[pl.DataFrame]] = {}
+        self.chunks = 0
         self.files: dict[str, int] = {}
 
     def add(self, logset: LogSet, file_name: str, part: pl.DataFrame) -> None:
         ids = {
-            "logset": pl.lit(self.logsets.setdefault(logset, len(self.logsets)), pl.UInt32),
-            "chunk": pl.lit(len(self.partials), pl.UInt32),
+            "logset": pl.lit(0, pl.UInt32),
+            "chunk": pl.lit(self.chunks, pl.UInt32),
             "file": pl.lit(self.files.setdefault(file_name, len(self.files)), pl.UInt32),
         }
-        self.partials.append(part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids))
+        self.chunks += 1
+        part = part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids)
+        self.partials.setdefault(logset, []).append(part)
 
     def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
-        wide = merge_partials(self.partials)
-        self.partials = []
-        logsets = pl.DataFrame(
-            {
-                "logset": list(self.logsets.values()),
-                "path_server": [ls.server for ls in self.logsets],
-                "role": [ls.role for ls in self.logsets],
-                "direction": [ls.direction for ls in self.logsets],
-            },
-            schema={"logset": pl.UInt32, "path_server": pl.String, "role": pl.String,
-                    "direction": pl.String},
-        )  # fmt: skip
+        """The session table: each log set merged and derived on its own, then all sorted."""
         files = pl.DataFrame(
             {"file": list(self.files.values()), "file_name": list(self.files)},
             schema={"file": pl.UInt32, "file_name": pl.String},
         )
-        return session_table(wide, logsets, files, fallback_window=fallback_window, server=server)
+        tables = []
+        while self.partials:
+            logset, parts = self.partials.popitem()
+            tables.append(
+                log_set_sessions(
+                    merge_partials(parts),
+                    direction=logset.direction,
+                    path_server=logset.server,
+                    role=logset.role,
+                    files=files,
+                    fallback_window=fallback_window,
+                    server=server,
+                )
+            )
+            del parts
+        return to_session_table(tables)
 
 
 def _file_partials(
