@@ -30,8 +30,8 @@ def log_set_sessions(
     files: pl.DataFrame,
     fallback_window: timedelta,
     server: str | None,
-) -> pl.DataFrame:
-    """Merged partials of one log set -> its sessions in SESSION_SCHEMA's columns (unsorted).
+) -> pa.Table:
+    """Merged partials of one log set -> its sessions in SESSION_SCHEMA (unsorted).
 
     Sessions, failed-connect pairs and fallback peers never span log sets, so each log set is
     derived on its own and memory holds one log set's intermediate columns at a time.
@@ -49,16 +49,15 @@ def log_set_sessions(
     columns = [c for c in SESSION_SCHEMA.names if c != "fallback"]
     sessions = _derive_columns(wide, server).filter(~pl.col("_drop")).select(columns)
     del wide
-    return mark_fallback(sessions, fallback_window)
+    sessions = mark_fallback(sessions, fallback_window).select(SESSION_SCHEMA.names)
+    return sessions.to_arrow().cast(SESSION_SCHEMA)
 
 
-def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
-    """Sessions of all log sets -> one Arrow table in SESSION_SCHEMA, ordered by start, server,
-    session id."""
-    sessions = pl.concat(parts, how="vertical_relaxed").sort(
-        ["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True
-    )
-    return sessions.select(SESSION_SCHEMA.names).to_arrow().cast(SESSION_SCHEMA)
+def to_session_table(parts: list[pa.Table]) -> pa.Table:
+    """Sessions of all log sets -> one table ordered by start, server, session id."""
+    table = pa.concat_tables(parts)
+    keys = ("start_utc", "server", "session_id")
+    return table.sort_by([(key, "ascending", "at_end") for key in keys])
 
 
 def _text(name: str) -> pl.Expr:

@@ -1,7 +1,8 @@
 """The session table's columns (DESIGN.md contract 1) as an Arrow schema, and the pandas form.
 
 Timestamps are timezone-aware UTC (microseconds); bit strengths, ports and counts are integers;
-missing facts are null. ``docs/columns.md`` describes every column.
+text is ``large_string`` (what Polars hands over, so no copy is needed); missing facts are null.
+``docs/columns.md`` describes every column.
 """
 
 from __future__ import annotations
@@ -14,53 +15,53 @@ _TS = pa.timestamp("us", tz="UTC")
 
 def _cert(prefix: str) -> list[tuple[str, pa.DataType]]:
     return [
-        (f"{prefix}_thumbprint", pa.string()),
-        (f"{prefix}_subject", pa.string()),
-        (f"{prefix}_issuer", pa.string()),
-        (f"{prefix}_serial", pa.string()),
+        (f"{prefix}_thumbprint", pa.large_string()),
+        (f"{prefix}_subject", pa.large_string()),
+        (f"{prefix}_issuer", pa.large_string()),
+        (f"{prefix}_serial", pa.large_string()),
         (f"{prefix}_not_before_utc", _TS),
         (f"{prefix}_not_after_utc", _TS),
-        (f"{prefix}_sans", pa.list_(pa.string())),
+        (f"{prefix}_sans", pa.large_list(pa.large_string())),
     ]
 
 
 SESSION_SCHEMA = pa.schema(
     [
-        ("source", pa.string()),
-        ("server", pa.string()),
-        ("role", pa.string()),
-        ("direction", pa.string()),
-        ("connector", pa.string()),
-        ("session_id", pa.string()),
+        ("source", pa.large_string()),
+        ("server", pa.large_string()),
+        ("role", pa.large_string()),
+        ("direction", pa.large_string()),
+        ("connector", pa.large_string()),
+        ("session_id", pa.large_string()),
         ("start_utc", _TS),
         ("end_utc", _TS),
-        ("local_ip", pa.string()),
+        ("local_ip", pa.large_string()),
         ("local_port", pa.int32()),
-        ("remote_ip", pa.string()),
+        ("remote_ip", pa.large_string()),
         ("remote_port", pa.int32()),
-        ("helo", pa.string()),
-        ("remote_host", pa.string()),
+        ("helo", pa.large_string()),
+        ("remote_host", pa.large_string()),
         ("starttls_offered", pa.bool_()),
         ("starttls_requested", pa.bool_()),
         ("tls", pa.bool_()),
-        ("tls_version", pa.string()),
-        ("tls_cipher", pa.string()),
+        ("tls_version", pa.large_string()),
+        ("tls_cipher", pa.large_string()),
         ("tls_cipher_bits", pa.int32()),
-        ("tls_mac", pa.string()),
+        ("tls_mac", pa.large_string()),
         ("tls_mac_bits", pa.int32()),
-        ("tls_key_exchange", pa.string()),
+        ("tls_key_exchange", pa.large_string()),
         ("tls_key_exchange_bits", pa.int32()),
-        ("tls_error", pa.string()),
+        ("tls_error", pa.large_string()),
         *_cert("local_cert"),
         *_cert("remote_cert"),
         ("messages", pa.int32()),
         ("recipients", pa.int32()),
         ("delivered", pa.int32()),
-        ("last_error", pa.string()),
-        ("disconnect", pa.string()),
-        ("outcome", pa.string()),
+        ("last_error", pa.large_string()),
+        ("disconnect", pa.large_string()),
+        ("outcome", pa.large_string()),
         ("fallback", pa.bool_()),
-        ("file", pa.string()),
+        ("file", pa.large_string()),
         ("line", pa.int64()),
     ]
 )
