@@ -5,7 +5,13 @@ Library entry points return pandas DataFrames with Arrow-backed dtypes::
     import loganalyzer
     sessions = loganalyzer.read_sessions("collected-logs/")   # one row per SMTP session
     events = loganalyzer.read_events("collected-logs/")       # one row per log row
+
+The heavy modules are imported on first use, so worker processes that only parse stay light.
 """
+
+from __future__ import annotations
+
+import importlib
 
 from loganalyzer.errors import (
     InventoryError,
@@ -14,11 +20,15 @@ from loganalyzer.errors import (
     NoInputError,
     UnknownFormatError,
 )
-from loganalyzer.events import read_events
-from loganalyzer.schema import SESSION_COLUMNS, SESSION_SCHEMA
-from loganalyzer.sessions import read_sessions
 
 __version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "read_sessions": "loganalyzer.sessions",
+    "read_events": "loganalyzer.events",
+    "SESSION_COLUMNS": "loganalyzer.schema",
+    "SESSION_SCHEMA": "loganalyzer.schema",
+}
 
 __all__ = [
     "SESSION_COLUMNS",
@@ -32,3 +42,15 @@ __all__ = [
     "read_events",
     "read_sessions",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'loganalyzer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

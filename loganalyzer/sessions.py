@@ -22,18 +22,17 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from loganalyzer.aggregate import chunk_partial, merge_partials
+from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.errors import NoInputError
 from loganalyzer.schema import empty_sessions, to_pandas
-from loganalyzer.sources import LogSet, ReadStats, disk_size, find_logs, read_log
+from loganalyzer.sources import LogSet, ReadStats, disk_size, find_logs
 from loganalyzer.sources.files import LogInput
+from loganalyzer.worker import FilePartials, file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
 #: Inputs smaller than this in total are read in this process (starting workers costs more).
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
-
-FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
 
 
 class _Collector:
@@ -76,28 +75,6 @@ class _Collector:
             )
             del parts
         return to_session_table(tables)
-
-
-def _file_partials(
-    log: LogInput,
-    *,
-    server: str | None,
-    strict: bool,
-    chunk_bytes: int | None,
-    portable: bool,
-) -> FilePartials:
-    """All partials of one input, and what reading it went through (runs in a worker too).
-
-    ``portable`` turns Categorical text into plain strings, for sending to another process.
-    """
-    stats = ReadStats()
-    out = []
-    for batch in read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes):
-        part = chunk_partial(batch.rows, batch.facts)
-        if portable:
-            part = part.with_columns(pl.col(pl.Categorical).cast(pl.String))
-        out.append((batch.logset, part))
-    return out, stats
 
 
 def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FilePartials]:
@@ -183,7 +160,7 @@ def read_sessions(
         paths = [paths]
     stats = ReadStats()
     logs = find_logs(paths, stats, strict=strict)
-    work = partial(_file_partials, server=server, strict=strict, chunk_bytes=chunk_bytes)
+    work = partial(file_partials, server=server, strict=strict, chunk_bytes=chunk_bytes)
     collector = _Collector()
     for log, (partials, file_stats) in zip(
         logs, _read_all(logs, work, jobs or os.cpu_count() or 1), strict=True
