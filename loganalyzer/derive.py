@@ -30,8 +30,8 @@ def log_set_sessions(
     files: pl.DataFrame,
     fallback_window: timedelta,
     server: str | None,
-) -> pa.Table:
-    """Merged partials of one log set -> its sessions in SESSION_SCHEMA (unsorted).
+) -> pl.DataFrame:
+    """Merged partials of one log set -> its sessions in SESSION_SCHEMA's columns (unsorted).
 
     Sessions, failed-connect pairs and fallback peers never span log sets, so each log set is
     derived on its own and memory holds one log set's intermediate columns at a time.
@@ -49,15 +49,26 @@ def log_set_sessions(
     columns = [c for c in SESSION_SCHEMA.names if c != "fallback"]
     sessions = _derive_columns(wide, server).filter(~pl.col("_drop")).select(columns)
     del wide
-    sessions = mark_fallback(sessions, fallback_window).select(SESSION_SCHEMA.names)
-    return sessions.to_arrow().cast(SESSION_SCHEMA)
+    return mark_fallback(sessions, fallback_window).select(SESSION_SCHEMA.names)
 
 
-def to_session_table(parts: list[pa.Table]) -> pa.Table:
-    """Sessions of all log sets -> one table ordered by start, server, session id."""
-    table = pa.concat_tables(parts)
-    keys = ("start_utc", "server", "session_id")
-    return table.sort_by([(key, "ascending", "at_end") for key in keys])
+def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
+    """Sessions of all log sets -> one Arrow table ordered by start, server, session id.
+
+    Columns are put in order and handed to Arrow one at a time, each dropped from the Polars
+    frame once converted, so the table exists about once in memory, not three times.
+    ``parts`` is emptied on the way.
+    """
+    sessions = pl.concat(parts, how="vertical_relaxed", rechunk=False)
+    parts.clear()
+    order = sessions.select(
+        pl.arg_sort_by(["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True)
+    ).to_series()
+    arrays = {}
+    for name in SESSION_SCHEMA.names:
+        arrays[name] = sessions.get_column(name).gather(order).to_arrow()
+        sessions = sessions.drop(name)
+    return pa.table(arrays).cast(SESSION_SCHEMA)
 
 
 def _text(name: str) -> pl.Expr:

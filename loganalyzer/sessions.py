@@ -78,7 +78,7 @@ class _Collector:
 
 
 def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FilePartials]:
-    """Run ``work(log, portable=...)`` over the inputs, in order: here or in ``jobs`` processes.
+    """Run ``work(log)`` over the inputs, in order: here or in ``jobs`` processes.
 
     Worker processes start with spawn (safe beside threads, and the Windows default) and run
     Polars single-threaded, so ``jobs`` is the number of cores the parsing uses.
@@ -86,12 +86,12 @@ def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FileP
     total = sum(disk_size(log) for log in logs)
     if jobs <= 1 or len(logs) < 2 or total < PARALLEL_MIN_BYTES:
         for log in logs:
-            yield work(log, portable=False)
+            yield work(log)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
         with _worker_start_environment():
-            futures = deque(pool.submit(work, log, portable=True) for log in logs)
+            futures = deque(pool.submit(work, log) for log in logs)
         while futures:  # popped as consumed, so finished results are not kept twice
             yield futures.popleft().result()
 

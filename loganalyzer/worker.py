@@ -21,17 +21,14 @@ def file_partials(
     server: str | None,
     strict: bool,
     chunk_bytes: int | None,
-    portable: bool,
 ) -> FilePartials:
     """All partials of one input, and what reading it went through (runs in a worker too).
 
-    ``portable`` turns Categorical text into plain strings, for sending to another process.
+    Text stays Categorical: it pickles as a small dictionary per column and is re-mapped
+    when loaded in the main process.
     """
     stats = ReadStats()
     out = []
     for batch in read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes):
-        part = chunk_partial(batch.rows, batch.facts)
-        if portable:
-            part = part.with_columns(pl.col(pl.Categorical).cast(pl.String))
-        out.append((batch.logset, part))
+        out.append((batch.logset, chunk_partial(batch.rows, batch.facts)))
     return out, stats
