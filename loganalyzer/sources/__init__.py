@@ -6,6 +6,7 @@ Only the Exchange protocol log is read today; a format module provides ``sniff(h
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +17,7 @@ import polars as pl
 from loganalyzer.errors import LogParseError
 from loganalyzer.sources import exchange
 from loganalyzer.sources.files import (
+    CHUNK_BYTES,
     READ_ERRORS,
     LogInput,
     Skipped,
@@ -176,19 +178,46 @@ def read_log(
     logset = log_set_of(log, sniffed.direction, server)
     stats.files += 1
     kwargs = {"chunk_bytes": chunk_bytes} if chunk_bytes else {}
+
+    def batch(parsed: tuple, size: int) -> Batch | None:
+        rows, malformed = parsed
+        stats.bytes += size
+        for bad in malformed:
+            if strict:
+                raise LogParseError(log.name, bad.line, bad.reason)
+            stats.add_malformed(f"{log.name}:{bad.line}: {bad.reason}")
+        if not rows.height:
+            return None
+        stats.rows += rows.height
+        return Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
+
+    mapped = _parse_mapped(log, chunk_bytes or CHUNK_BYTES)
+    if mapped is not None:
+        if (found := batch(mapped, disk_size(log))) is not None:
+            yield found
+        return
     try:
         for chunk in read_chunks(log, **kwargs):
-            stats.bytes += len(chunk.data)
-            rows, malformed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
-            for bad in malformed:
-                if strict:
-                    raise LogParseError(log.name, bad.line, bad.reason)
-                stats.add_malformed(f"{log.name}:{bad.line}: {bad.reason}")
-            if rows.height:
-                stats.rows += rows.height
-                yield Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
+            parsed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
+            if (found := batch(parsed, len(chunk.data))) is not None:
+                yield found
     except READ_ERRORS as err:
         _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+
+
+def _parse_mapped(log: LogInput, limit: int):
+    """The memory-mapped fast path for a plain file up to ``limit`` bytes, else None."""
+    if log.member is not None or log.disk_path.name.lower().endswith(".gz"):
+        return None
+    try:
+        with open(log.disk_path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if not 0 < size <= limit:
+                return None
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                return exchange.parse_mapped(view)
+    except (OSError, ValueError):
+        return None
 
 
 def iter_batches(

@@ -11,6 +11,7 @@ vectorised string tests into an integer *kind* (below); no Python code runs per 
 from __future__ import annotations
 
 import csv
+import mmap
 import re
 from dataclasses import dataclass
 
@@ -335,6 +336,41 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
     except pl.exceptions.PolarsError:
         rows, found = _read_csv_slowly(data, first_line)
         malformed.extend(found)
+    return _validated(rows, malformed)
+
+
+def parse_mapped(view: mmap.mmap) -> tuple[pl.DataFrame, list[Malformed]] | None:
+    """Fast path for a whole plain file, read through a memory map (no copy into Python).
+
+    Applies to the common shape only: header lines at the top (after an optional BOM), no
+    header line or BOM further down, a line end at the end. Returns None for anything else,
+    which then goes through ``parse_chunk``.
+    """
+    size = len(view)
+    offset = len(BOM) if view[: len(BOM)] == BOM else 0
+    lead = 0
+    while view[offset : offset + 1] == b"#":
+        end = view.find(b"\n", offset)
+        if end < 0:
+            return None
+        lead, offset = lead + 1, end + 1
+    if lead == 0 or view[size - 1 : size] != b"\n" or _line_starting_with_hash(view, offset):
+        return None
+    if view.find(b"\xbb", offset) >= 0 and view.find(BOM, offset) >= 0:
+        return None
+    try:
+        view.seek(0)
+        rows = _read_csv(view, skip_rows=lead)
+    except pl.exceptions.PolarsError:
+        return None
+    line = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) + (1 + lead)
+    return _validated(rows.with_columns(line=line), [])
+
+
+def _validated(
+    rows: pl.DataFrame, malformed: list[Malformed]
+) -> tuple[pl.DataFrame, list[Malformed]]:
+    """Typed ``seq``/``sid`` and only the valid rows; the others are reported as malformed."""
     blank = pl.col("dt").is_null() & pl.col("sid").is_null() & pl.col("ev").is_null()
     seq = pl.col("seq").cast(pl.Int64, strict=False)
     sid = pl.col("sid").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
@@ -370,6 +406,8 @@ def _read_csv(data: bytes, **options) -> pl.DataFrame:
     except pl.exceptions.ComputeError as err:
         if "utf-8" not in str(err).lower() and "utf8" not in str(err).lower():
             raise
+        if hasattr(data, "seek"):
+            data.seek(0)
         return pl.read_csv(data, encoding="utf8-lossy", **settings)
 
 
