@@ -24,6 +24,7 @@ from loganalyzer.errors import (
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "Limits": "loganalyzer.sources.files",
     "read_sessions": "loganalyzer.sessions",
     "read_events": "loganalyzer.events",
     "SESSION_COLUMNS": "loganalyzer.schema",
@@ -34,6 +35,7 @@ __all__ = [
     "SESSION_COLUMNS",
     "SESSION_SCHEMA",
     "InventoryError",
+    "Limits",
     "LogAnalyzerError",
     "LogParseError",
     "NoInputError",

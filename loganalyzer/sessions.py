@@ -26,7 +26,7 @@ from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.errors import NoInputError
 from loganalyzer.schema import empty_sessions, to_pandas
-from loganalyzer.sources import LogSet, ReadStats, disk_size, find_logs
+from loganalyzer.sources import Limits, LogSet, ReadStats, disk_size, find_logs
 from loganalyzer.sources.files import LogInput
 from loganalyzer.worker import FilePartials, file_partials
 
@@ -134,6 +134,7 @@ def read_sessions(
     fallback_window: timedelta = DEFAULT_FALLBACK_WINDOW,
     strict: bool = False,
     jobs: int | None = None,
+    limits: Limits | None = None,
     on_file: Callable | None = None,
     chunk_bytes: int | None = None,
 ) -> pd.DataFrame:
@@ -145,6 +146,7 @@ def read_sessions(
     :param fallback_window: how soon after a failed TLS session a plaintext one is a fallback.
     :param strict: raise LogParseError at the first malformed row or skipped input.
     :param jobs: cores to use (default: all); inputs are parsed in that many processes.
+    :param limits: row length and decompression limits (``loganalyzer.Limits``).
     :param on_file: called as ``on_file(log, disk_bytes)`` after each input (progress bars).
     :param chunk_bytes: bytes per parsing chunk (memory per worker; default 32 MiB).
     :returns: pandas DataFrame with Arrow dtypes, ordered by start_utc, server, session_id.
@@ -160,7 +162,13 @@ def read_sessions(
         paths = [paths]
     stats = ReadStats()
     logs = find_logs(paths, stats, strict=strict)
-    work = partial(file_partials, server=server, strict=strict, chunk_bytes=chunk_bytes)
+    work = partial(
+        file_partials,
+        server=server,
+        strict=strict,
+        chunk_bytes=chunk_bytes,
+        limits=limits or Limits(),
+    )
     collector = _Collector()
     for log, (partials, file_stats) in zip(
         logs, _read_all(logs, work, jobs or os.cpu_count() or 1), strict=True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from loganalyzer.aggregate import chunk_partial
-from loganalyzer.sources import LogSet, ReadStats, read_log
+from loganalyzer.sources import Limits, LogSet, ReadStats, read_log
 from loganalyzer.sources.files import LogInput
 
 FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
@@ -21,6 +21,7 @@ def file_partials(
     server: str | None,
     strict: bool,
     chunk_bytes: int | None,
+    limits: Limits,
 ) -> FilePartials:
     """All partials of one input, and what reading it went through (runs in a worker too).
 
@@ -29,6 +30,9 @@ def file_partials(
     """
     stats = ReadStats()
     out = []
-    for batch in read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes):
+    batches = read_log(
+        log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes, limits=limits
+    )
+    for batch in batches:
         out.append((batch.logset, chunk_partial(batch.rows, batch.facts)))
     return out, stats

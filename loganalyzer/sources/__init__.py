@@ -18,7 +18,10 @@ from loganalyzer.errors import LogParseError
 from loganalyzer.sources import exchange
 from loganalyzer.sources.files import (
     CHUNK_BYTES,
+    DEFAULT_LIMITS,
     READ_ERRORS,
+    InflationLimitError,
+    Limits,
     LogInput,
     Skipped,
     discover,
@@ -26,7 +29,16 @@ from loganalyzer.sources.files import (
     read_head,
 )
 
-__all__ = ["Batch", "LogSet", "ReadStats", "disk_size", "find_logs", "iter_batches", "read_log"]
+__all__ = [
+    "Batch",
+    "Limits",
+    "LogSet",
+    "ReadStats",
+    "disk_size",
+    "find_logs",
+    "iter_batches",
+    "read_log",
+]
 
 _ROLES = {"frontend": "FrontEnd", "hub": "Hub", "edge": "Edge", "mailbox": "Mailbox"}
 #: Folder names of an Exchange install or log tree: never a server name.
@@ -159,6 +171,7 @@ def read_log(
     server: str | None = None,
     strict: bool = False,
     chunk_bytes: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[Batch]:
     """Read one input: recognise its format, then yield parsed and classified batches.
 
@@ -191,18 +204,23 @@ def read_log(
         stats.rows += rows.height
         return Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
 
-    mapped = _parse_mapped(log, chunk_bytes or CHUNK_BYTES)
+    mapped = _parse_mapped(log, min(chunk_bytes or CHUNK_BYTES, limits.max_row_bytes))
     if mapped is not None:
         if (found := batch(mapped, disk_size(log))) is not None:
             yield found
         return
     try:
-        for chunk in read_chunks(log, **kwargs):
-            parsed = exchange.parse_chunk(chunk.data, chunk.first_line, chunk.final)
-            if (found := batch(parsed, len(chunk.data))) is not None:
+        for chunk in read_chunks(log, limits=limits, **kwargs):
+            rows, malformed = exchange.parse_chunk(
+                chunk.data, chunk.first_line, chunk.final, limits.max_row_bytes
+            )
+            dropped = [exchange.Malformed(line, reason) for line, reason in chunk.dropped]
+            if (found := batch((rows, dropped + malformed), len(chunk.data))) is not None:
                 yield found
     except READ_ERRORS as err:
         _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+    except InflationLimitError as err:
+        _skip(stats, Skipped(log.name, str(err)), strict)
 
 
 def _parse_mapped(log: LogInput, limit: int):
@@ -228,13 +246,16 @@ def iter_batches(
     strict: bool = False,
     on_file: Callable[[LogInput, int], None] | None = None,
     chunk_bytes: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[Batch]:
     """Read every protocol log under ``paths`` and yield batches in canonical order.
 
     ``on_file(log, disk_bytes)`` is called after each input (for progress bars).
     """
     for log in find_logs(paths, stats, strict=strict):
-        yield from read_log(log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes)
+        yield from read_log(
+            log, stats, server=server, strict=strict, chunk_bytes=chunk_bytes, limits=limits
+        )
         if on_file is not None:
             on_file(log, disk_size(log))
 

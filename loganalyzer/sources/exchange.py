@@ -293,7 +293,9 @@ class Malformed:
     reason: str
 
 
-def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame, list[Malformed]]:
+def parse_chunk(
+    data: bytes, first_line: int, final: bool, max_row_bytes: int = 1 << 20
+) -> tuple[pl.DataFrame, list[Malformed]]:
     """Parse whole lines of a protocol log into rows with a 1-based ``line`` column.
 
     Returns the valid rows (columns FIELDS with ``seq`` as Int64 and ``sid`` as UInt64 (the
@@ -336,10 +338,12 @@ def parse_chunk(data: bytes, first_line: int, final: bool) -> tuple[pl.DataFrame
     except pl.exceptions.PolarsError:
         rows, found = _read_csv_slowly(data, first_line)
         malformed.extend(found)
-    return _validated(rows, malformed)
+    return _validated(rows, malformed, max_row_bytes)
 
 
-def parse_mapped(view: mmap.mmap) -> tuple[pl.DataFrame, list[Malformed]] | None:
+def parse_mapped(
+    view: mmap.mmap, max_row_bytes: int = 1 << 20
+) -> tuple[pl.DataFrame, list[Malformed]] | None:
     """Fast path for a whole plain file, read through a memory map (no copy into Python).
 
     Applies to the common shape only: header lines at the top (after an optional BOM), no
@@ -364,18 +368,24 @@ def parse_mapped(view: mmap.mmap) -> tuple[pl.DataFrame, list[Malformed]] | None
     except pl.exceptions.PolarsError:
         return None
     line = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) + (1 + lead)
-    return _validated(rows.with_columns(line=line), [])
+    return _validated(rows.with_columns(line=line), [], max_row_bytes)
 
 
 def _validated(
-    rows: pl.DataFrame, malformed: list[Malformed]
+    rows: pl.DataFrame, malformed: list[Malformed], max_row_bytes: int
 ) -> tuple[pl.DataFrame, list[Malformed]]:
-    """Typed ``seq``/``sid`` and only the valid rows; the others are reported as malformed."""
+    """Typed ``seq``/``sid`` and only the valid rows; the others are reported as malformed.
+
+    A row whose data and context exceed ``max_row_bytes`` is malformed too (bounded memory
+    for what is kept per session).
+    """
     blank = pl.col("dt").is_null() & pl.col("sid").is_null() & pl.col("ev").is_null()
     seq = pl.col("seq").cast(pl.Int64, strict=False)
     sid = pl.col("sid").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    size = pl.col("data").str.len_bytes().fill_null(0) + pl.col("ctx").str.len_bytes().fill_null(0)
     valid = (
         (pl.col("dt").str.len_bytes() == 24)
+        & (size <= max_row_bytes)
         & seq.is_not_null()
         & sid.is_not_null()
         & pl.col("ev").is_in(["+", "-", ">", "<", "*"])

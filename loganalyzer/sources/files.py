@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from loganalyzer.errors import LogAnalyzerError
+
 #: Bytes read per chunk. A chunk ends at a line end, so a session may cross chunks (and files);
 #: the session merge handles both the same way. 32 MiB keeps memory flat on any file size.
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -173,41 +175,130 @@ def read_head(log: LogInput, size: int = 8192) -> bytes:
         return stream.read(size)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile input from exhausting memory or disk.
+
+    ``max_row_bytes``: a longer line is reported as malformed and skipped. ``max_inflate_ratio``
+    and ``max_inflate_bytes``: a compressed input (a ``.gz`` file or a zip member) that expands
+    beyond either is stopped as a likely decompression bomb; the rest of the input goes on.
+    """
+
+    max_row_bytes: int = 1 << 20
+    max_inflate_ratio: int = 1000
+    max_inflate_bytes: int = 20 * 10**9
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class InflationLimitError(LogAnalyzerError):
+    """A compressed input expanded beyond the configured limits."""
+
+
 @dataclass
 class Chunk:
-    """A run of whole lines from one log; ``first_line`` is the 1-based line number of its start."""
+    """A run of whole lines from one log; ``first_line`` is the 1-based line number of its start.
+
+    ``dropped`` lists lines left out before this chunk's data was cut (``(line, reason)``).
+    """
 
     data: bytes
     first_line: int
     final: bool
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def read_chunks(log: LogInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+class _Inflation:
+    """Counts what a decompressing stream yields and stops it past the limits."""
+
+    def __init__(self, stream: BinaryIO, compressed: int, name: str, limits: Limits) -> None:
+        self.stream, self.compressed, self.name, self.limits = (
+            stream,
+            max(compressed, 1),
+            name,
+            limits,
+        )
+        self.out = 0
+
+    def read(self, size: int) -> bytes:
+        block = self.stream.read(size)
+        self.out += len(block)
+        ratio = self.out / self.compressed
+        if self.out > self.limits.max_inflate_bytes or (
+            self.out > 10_000_000 and ratio > self.limits.max_inflate_ratio
+        ):
+            raise InflationLimitError(
+                f"stopped after {self.out:,} bytes: it expands {ratio:,.0f}:1 from "
+                f"{self.compressed:,} bytes, beyond the limits ({self.limits.max_inflate_ratio}:1, "
+                f"{self.limits.max_inflate_bytes:,} bytes); a decompression bomb?"
+            )
+        return block
+
+
+def _compressed_size(log: LogInput) -> int | None:
+    """Size of the compressed input, or None for a plain file."""
+    if log.member is not None:
+        with zipfile.ZipFile(log.disk_path) as archive:
+            info = archive.getinfo(log.member)
+        return info.compress_size if info.compress_type != zipfile.ZIP_STORED else None
+    if log.disk_path.name.lower().endswith(".gz"):
+        return log.disk_path.stat().st_size
+    return None
+
+
+def read_chunks(
+    log: LogInput, chunk_bytes: int = CHUNK_BYTES, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Chunk]:
     """Yield the log as chunks that end at line ends (the final one may end mid-line).
 
-    A file smaller than ``chunk_bytes`` is one final chunk (one read, no copies). Raises
-    ``OSError``/``EOFError``/``zlib.error``/``zipfile.BadZipFile`` on damaged input after
-    yielding what could be read.
+    Lines longer than ``limits.max_row_bytes`` are dropped and listed in the next chunk's
+    ``dropped``. On damaged input (``READ_ERRORS``) the complete lines read so far are yielded
+    as a final chunk before the error is raised; ``InflationLimitError`` stops a bomb the same
+    way.
     """
     line = 1
-    carry = b""
-    with log.open() as stream:
+    buffer = bytearray()
+    dropped: list[tuple[int, str]] = []
+    skipping = False  # inside an over-long line
+    block_size = max(1, min(chunk_bytes, 4 << 20))
+    compressed = _compressed_size(log)
+    with log.open() as raw:
+        stream = raw if compressed is None else _Inflation(raw, compressed, log.name, limits)
         while True:
-            block = stream.read(chunk_bytes)
-            if len(block) < chunk_bytes:  # end of the stream
-                more = stream.read(1) if block else b""
-                if not more:
-                    yield Chunk(carry + block if carry else block, line, final=True)
-                    return
-                block += more
-            data = carry + block if carry else block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            chunk, carry = data[:cut], data[cut:]
-            yield Chunk(chunk, line, final=False)
-            line += chunk.count(b"\n")
+            try:
+                block = stream.read(block_size)
+            except (*READ_ERRORS, InflationLimitError):
+                cut = buffer.rfind(b"\n") + 1
+                if cut or dropped:
+                    yield Chunk(bytes(buffer[:cut]), line, final=True, dropped=dropped)
+                raise
+            if not block:
+                yield Chunk(bytes(buffer), line, final=True, dropped=dropped)
+                return
+            if skipping:
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                block, skipping = block[end + 1 :], False
+                line += 1
+            buffer += block
+            start = buffer.rfind(b"\n") + 1
+            if len(buffer) - start > limits.max_row_bytes:  # the line in progress is too long
+                if start:
+                    chunk = bytes(buffer[:start])
+                    yield Chunk(chunk, line, final=False, dropped=dropped)
+                    dropped = []
+                    line += chunk.count(b"\n")
+                dropped.append((line, f"line longer than {limits.max_row_bytes:,} bytes: skipped"))
+                buffer.clear()
+                skipping = True
+            elif len(buffer) >= chunk_bytes and start:
+                chunk = bytes(buffer[:start])
+                del buffer[:start]
+                yield Chunk(chunk, line, final=False, dropped=dropped)
+                dropped = []
+                line += chunk.count(b"\n")
 
 
 #: Errors that mean "this input is damaged" rather than a bug.
