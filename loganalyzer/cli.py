@@ -20,7 +20,7 @@ from loganalyzer import __version__
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.output import escape_terminal, write
 from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, read_sessions
-from loganalyzer.sources.files import discover
+from loganalyzer.sources.files import DEFAULT_LIMITS, Limits, discover
 
 app = typer.Typer(
     name="loganalyzer",
@@ -186,6 +186,18 @@ def sessions(
         float,
         typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
     ] = DEFAULT_FALLBACK_WINDOW.total_seconds() / 60,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, help="Cores to use for parsing (default: all).")
+    ] = None,
+    max_row_bytes: Annotated[
+        int, typer.Option(min=1024, help="Longer log lines are reported and skipped.")
+    ] = DEFAULT_LIMITS.max_row_bytes,
+    max_inflate_ratio: Annotated[
+        int, typer.Option(min=1, help="Stop a .gz file or zip member that expands more (x:1).")
+    ] = DEFAULT_LIMITS.max_inflate_ratio,
+    max_inflate_bytes: Annotated[
+        int, typer.Option(min=1, help="Stop a .gz file or zip member that expands beyond this.")
+    ] = DEFAULT_LIMITS.max_inflate_bytes,
     strict: Annotated[
         bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
     ] = False,
@@ -214,6 +226,8 @@ def sessions(
             until=end,
             fallback_window=window,
             strict=strict,
+            jobs=jobs,
+            limits=Limits(max_row_bytes, max_inflate_ratio, max_inflate_bytes),
             on_file=progress.on_file,
         )
     _run(debug, write, df, fmt.value, output)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import os
 import re
 import stat
@@ -61,16 +62,100 @@ class LogInput:
         return "/".join(self.parts)
 
     def open(self) -> BinaryIO:
-        """Open the decompressed byte stream."""
+        """Open the decompressed byte stream (see ``Inflater`` for damaged data)."""
         if self.member is not None:
-            archive = zipfile.ZipFile(self.disk_path)
-            stream = archive.open(self.member)
+            raw, method = _member_data(self.disk_path, self.member)
+            if method == zipfile.ZIP_DEFLATED:
+                raw = Inflater(raw, -zlib.MAX_WBITS, self.name)
             if self.member.lower().endswith(".gz"):
-                return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
-            return stream  # type: ignore[return-value]
+                raw = Inflater(raw, 31, self.name)
+            return raw  # type: ignore[return-value]
+        handle = open(self.disk_path, "rb")  # noqa: SIM115 - the caller closes it
         if self.disk_path.name.lower().endswith(".gz"):
-            return gzip.open(self.disk_path, "rb")  # type: ignore[return-value]
-        return open(self.disk_path, "rb")
+            return Inflater(handle, 31, self.name)  # type: ignore[return-value]
+        return handle
+
+
+class DamagedInputError(EOFError):
+    """Compressed data ended early or is corrupt; what came before it was returned."""
+
+
+class Inflater:
+    """A streaming zlib/gzip decompressor that hands out every byte it could recover.
+
+    Unlike ``gzip.GzipFile`` it does not lose the last decoded block when the data turns out to
+    be truncated or corrupt: it returns what it has and raises DamagedInputError on the next
+    read. ``wbits``: 31 for gzip (several members allowed), ``-15`` for raw deflate (zip).
+    """
+
+    def __init__(self, raw: BinaryIO, wbits: int, name: str) -> None:
+        self.raw, self.wbits, self.name = raw, wbits, name
+        self.inflater = zlib.decompressobj(wbits)
+        self.pending = b""
+        self.damage: str | None = None
+        self.done = False
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size > 0 else 1 << 20
+        out = bytearray()
+        while len(out) < size and not self.done:
+            if self.damage is not None:
+                if out:
+                    break
+                raise DamagedInputError(self.damage)
+            data = self.pending or self.inflater.unconsumed_tail or self.raw.read(64 << 10)
+            self.pending = b""
+            if not data:
+                if not self.inflater.eof:
+                    self.damage = "compressed data ends early (truncated)"
+                    continue
+                self.done = True
+                break
+            try:
+                out += self.inflater.decompress(data, size - len(out))
+            except zlib.error as err:
+                self.damage = f"corrupt compressed data ({err})"
+                continue
+            if self.inflater.eof:
+                rest = self.inflater.unused_data
+                if self.wbits == 31 and rest.strip(b"\0"):  # another gzip member follows
+                    self.inflater = zlib.decompressobj(self.wbits)
+                    self.pending = rest
+                elif not rest and self.wbits == 31:
+                    more = self.raw.read(64 << 10)
+                    if more.strip(b"\0"):
+                        self.inflater = zlib.decompressobj(self.wbits)
+                        self.pending = more
+                    else:
+                        self.done = True
+                else:
+                    self.done = True
+        return bytes(out)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Inflater:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _member_data(archive_path: Path, member: str) -> tuple[BinaryIO, int]:
+    """The raw (still compressed) bytes of a zip member, and its compression method."""
+    with zipfile.ZipFile(archive_path) as archive:
+        info = archive.getinfo(member)
+    with open(archive_path, "rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"member {member!r}: bad local header")
+        name_len = int.from_bytes(header[26:28], "little")
+        extra_len = int.from_bytes(header[28:30], "little")
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        data = handle.read(info.compress_size)
+    return io.BytesIO(data), info.compress_type
 
 
 @dataclass
@@ -130,6 +215,11 @@ def _walk(folder: Path, found: Discovery) -> Iterator[Path]:
         found.skipped.append(Skipped(str(err.filename), f"cannot read folder: {err.strerror}"))
 
     for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
+        for name in dirs:
+            if os.path.islink(os.path.join(root, name)):
+                found.skipped.append(
+                    Skipped(os.path.join(root, name), "symbolic link to a folder: not followed")
+                )
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not _HIDDEN_OR_TEMP.search(name) and not _NOTES.search(name):
@@ -159,14 +249,29 @@ def _add_file(path: Path, found: Discovery, add, explicit: bool = False) -> None
 def _add_zip(path: Path, found: Discovery, add) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+            members = sorted(
+                (info for info in archive.infolist() if not info.is_dir()),
+                key=lambda info: info.filename,
+            )
     except (zipfile.BadZipFile, OSError) as err:
         found.skipped.append(Skipped(str(path), f"not a readable zip archive: {err}"))
         return
-    for member in members:
+    for info in members:
+        member = info.filename
         base = member.rstrip("/").rsplit("/", 1)[-1]
-        if not _HIDDEN_OR_TEMP.search(base):
-            add(LogInput(name=f"{path}!{member}", disk_path=path, member=member))
+        if _HIDDEN_OR_TEMP.search(base) or _NOTES.search(base):
+            continue
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # Python decompresses bzip2/LZMA members without an output bound: refuse them.
+            found.skipped.append(
+                Skipped(
+                    f"{path}!{member}",
+                    f"compression method {info.compress_type} is not read "
+                    "(only stored and deflate members are)",
+                )
+            )
+            continue
+        add(LogInput(name=f"{path}!{member}", disk_path=path, member=member))
 
 
 def read_head(log: LogInput, size: int = 8192) -> bytes:
@@ -261,8 +366,9 @@ def read_chunks(
     buffer = bytearray()
     dropped: list[tuple[int, str]] = []
     skipping = False  # inside an over-long line
-    block_size = max(1, min(chunk_bytes, 4 << 20))
     compressed = _compressed_size(log)
+    # Small reads from compressed streams: a damaged stream loses at most one block.
+    block_size = max(1, min(chunk_bytes, 4 << 20 if compressed is None else 256 << 10))
     with log.open() as raw:
         stream = raw if compressed is None else _Inflation(raw, compressed, log.name, limits)
         while True:
@@ -303,3 +409,4 @@ def read_chunks(
 
 #: Errors that mean "this input is damaged" rather than a bug.
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile)
+# (DamagedInputError is an EOFError.)
