@@ -204,7 +204,7 @@ def read_log(
         stats.rows += rows.height
         return Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
 
-    mapped = _parse_mapped(log, min(chunk_bytes or CHUNK_BYTES, limits.max_row_bytes))
+    mapped = _parse_mapped(log, chunk_bytes or CHUNK_BYTES, limits.max_row_bytes)
     if mapped is not None:
         if (found := batch(mapped, disk_size(log))) is not None:
             yield found
@@ -223,7 +223,7 @@ def read_log(
         _skip(stats, Skipped(log.name, str(err)), strict)
 
 
-def _parse_mapped(log: LogInput, limit: int):
+def _parse_mapped(log: LogInput, limit: int, max_row_bytes: int):
     """The memory-mapped fast path for a plain file up to ``limit`` bytes, else None."""
     if log.member is not None or log.disk_path.name.lower().endswith(".gz"):
         return None
@@ -233,7 +233,7 @@ def _parse_mapped(log: LogInput, limit: int):
             if not 0 < size <= limit:
                 return None
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                return exchange.parse_mapped(view)
+                return exchange.parse_mapped(view, max_row_bytes)
     except (OSError, ValueError):
         return None
 

@@ -213,14 +213,25 @@ def context_kind(context: str) -> int:
     return 0
 
 
+#: Texts already classified in this process, per classifier (texts repeat across files).
+_KNOWN: dict[object, dict[str, int]] = {}
+_KNOWN_LIMIT = 200_000
+
+
 def _lookup(column: pl.Series, classify_one) -> dict[str, int]:
     """Classify the distinct values of a column in Python (a few thousand per chunk at most)."""
+    known = _KNOWN.setdefault(classify_one, {})
+    if len(known) > _KNOWN_LIMIT:
+        known.clear()
     kinds = {}
     for value in column.unique().to_list():
-        if value is not None:
-            kind = classify_one(value)
-            if kind:
-                kinds[value] = kind
+        if value is None:
+            continue
+        kind = known.get(value)
+        if kind is None:
+            kind = known[value] = classify_one(value)
+        if kind:
+            kinds[value] = kind
     return kinds
 
 
