@@ -234,6 +234,96 @@ def sessions(
     _summary(df.attrs["read_stats"])
 
 
+@app.command()
+def certs(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Protocol logs: where and when each certificate was presented."),
+    ] = None,
+    inventory: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inventory",
+            help="Certificate files (PEM, DER, P7B, PFX) or Get-ExchangeCertificate exports.",
+        ),
+    ] = None,
+    connectors: Annotated[
+        list[str] | None,
+        typer.Option("--connectors", help="Get-SendConnector/Get-ReceiveConnector exports."),
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="The time to judge validity at (default: now).")
+    ] = None,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = TableFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
+    ] = None,
+    pfx_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File whose first line is the PFX password (else the environment "
+            "variable LOGANALYZER_PFX_PASSWORD)."
+        ),
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="strptime format of dates in text exports, e.g. '%d/%m/%Y %I:%M:%S %p'."),
+    ] = None,
+    export_tz: Annotated[
+        str | None, typer.Option(help="Time zone the exporting server used (default UTC).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")] = False,
+) -> None:
+    """One row per certificate: inventory, where and when it was presented, which connectors
+    select it, and its status at --now (valid, expiring within 30 days, expired, not yet valid).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from loganalyzer.certs import certificates
+    from loganalyzer.inventory.reader import read_files, read_pfx_password
+
+    if not (logs or inventory or connectors):
+        raise typer.BadParameter("give LOGS, --inventory or --connectors")
+    if fmt is TableFormat.parquet and output is None:
+        raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
+    try:
+        zone = ZoneInfo(export_tz) if export_tz else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(
+            f"unknown time zone {export_tz!r}", param_hint="--export-tz"
+        ) from None
+    when = parse_time(now)
+    sessions = None
+    if logs:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
+        _summary(sessions.attrs["read_stats"])
+    password = _run(debug, read_pfx_password, pfx_password_file)
+    inv = _run(
+        debug, read_files, inventory or [], pfx_password=password, date_format=date_format, tz=zone
+    )
+    con = _run(debug, read_files, connectors or []) if connectors else None
+    for skip in [*inv.skipped, *(con.skipped if con else [])]:
+        _say(f"  skipped: {skip.name}: {skip.reason}")
+    table = certificates(
+        sessions,
+        inv.certificates,
+        (con.connectors if con else []) + inv.connectors,
+        now=when,
+    )
+    _run(debug, write, table, fmt.value, output, CERT_TABLE_COLUMNS)
+    _say(f"loganalyzer: {len(table)} certificates")
+
+
+CERT_TABLE_COLUMNS = (
+    "thumbprint", "subject", "not_after_utc", "status", "services", "in_inventory",
+    "selected_by", "sessions", "last_seen_utc",
+)  # fmt: skip
+
+
 def main() -> None:
     """Console-script entry point."""
     for stream in (sys.stdout, sys.stderr):

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -149,15 +150,21 @@ def atomic_writer(path: Path, binary: bool = False):
         raise
 
 
-def write(df: pd.DataFrame, fmt: str, path: Path | None) -> None:
-    """Write ``df`` in ``fmt`` to ``path`` (atomically) or to stdout when ``path`` is None."""
+def write(df: pd.DataFrame, fmt: str, path: Path | None, table_columns=TABLE_COLUMNS) -> None:
+    """Write ``df`` in ``fmt`` to ``path`` (atomically) or to stdout when ``path`` is None.
+
+    ``table_columns``: the columns the terminal table shows.
+    """
     if fmt == "parquet":
         if path is None:
             raise ValueError("parquet needs an output file (-o FILE)")
         with atomic_writer(path, binary=True) as handle:
             pq.write_table(to_arrow(df), handle)
         return
-    writer = {"csv": write_csv, "jsonl": write_jsonl, "table": write_table}[fmt]
+    if fmt == "table":
+        writer = partial(write_table, columns=table_columns)
+    else:
+        writer = {"csv": write_csv, "jsonl": write_jsonl}[fmt]
     if path is None:
         writer(df, sys.stdout)
         return

@@ -1,0 +1,323 @@
+"""The certificate table: inventory, sessions and connectors joined, one row per certificate.
+
+Join keys (docs: inventory-and-connectors.md): the thumbprint (upper-case hex SHA-1 of the DER
+bytes); without one, issuer + serial (serial compared as an integer, DN normalised). A connector
+selects certificates by the (issuer, subject) pair in its ``TlsCertificateName`` (names, not a
+thumbprint: a renewal with other names is not picked up), or without one by its FQDN against the
+certificate's CN and SANs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pyarrow as pa
+
+from loganalyzer.inventory.dn import host_matches, normalise_dn
+from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
+
+EXPIRING_WITHIN = timedelta(days=30)
+MAX_PEERS = 5
+
+CERT_TABLE_SCHEMA = pa.schema(
+    [
+        ("thumbprint", pa.large_string()),
+        ("subject", pa.large_string()),
+        ("issuer", pa.large_string()),
+        ("serial", pa.large_string()),
+        ("not_before_utc", pa.timestamp("us", tz="UTC")),
+        ("not_after_utc", pa.timestamp("us", tz="UTC")),
+        ("sans", pa.large_list(pa.large_string())),
+        ("services", pa.large_list(pa.large_string())),
+        ("self_signed", pa.bool_()),
+        ("key_type", pa.large_string()),
+        ("key_bits", pa.int32()),
+        ("signature_hash", pa.large_string()),
+        ("sources", pa.large_list(pa.large_string())),
+        ("in_inventory", pa.bool_()),
+        ("connectors", pa.large_list(pa.large_string())),
+        ("selected_by", pa.large_list(pa.large_string())),
+        ("sessions", pa.int64()),
+        ("first_seen_utc", pa.timestamp("us", tz="UTC")),
+        ("last_seen_utc", pa.timestamp("us", tz="UTC")),
+        ("directions", pa.large_list(pa.large_string())),
+        ("peers", pa.large_list(pa.large_string())),
+        ("status", pa.large_string()),
+        ("problems", pa.large_list(pa.large_string())),
+    ]
+)
+
+
+@dataclass
+class _Cert:
+    """One certificate being assembled from its sources."""
+
+    key: str
+    facts: dict = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    in_inventory: bool = False
+    problems: list[str] = field(default_factory=list)
+    sessions: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    directions: set[str] = field(default_factory=set)
+    peers: list[str] = field(default_factory=list)
+    connectors: list[str] = field(default_factory=list)
+    selected_by: list[str] = field(default_factory=list)
+
+
+_FACTS = (
+    "thumbprint", "subject", "issuer", "serial", "not_before_utc", "not_after_utc", "sans",
+    "services", "self_signed", "key_type", "key_bits", "signature_hash",
+)  # fmt: skip
+
+
+def certificate_key(thumbprint: str | None, issuer: str | None, serial: str | None) -> str | None:
+    """The join key: the thumbprint when it is 40 hex digits, else issuer + serial as a number."""
+    if thumbprint:
+        clean = thumbprint.replace(" ", "").replace(":", "").replace("\u200e", "").upper()
+        if len(clean) == 40 and all(c in "0123456789ABCDEF" for c in clean):
+            return clean
+    if issuer and serial:
+        try:
+            return f"{normalise_dn(issuer)}#{int(serial, 16):X}"
+        except ValueError:
+            return None
+    return None
+
+
+def _merge(cert: _Cert, facts: dict, *, computed: bool) -> None:
+    """Take facts; values computed from certificate bytes win over export text."""
+    for name in _FACTS:
+        value = facts.get(name)
+        if value in (None, (), []):
+            continue
+        if computed or cert.facts.get(name) in (None, (), []):
+            cert.facts[name] = value
+
+
+def certificates(
+    sessions: pd.DataFrame | None = None,
+    inventory: list[CertificateRecord] | None = None,
+    connectors: list[ConnectorRecord] | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """One row per certificate from the inventory and the sessions (CERT_TABLE_SCHEMA).
+
+    ``sessions``: the session table; ``inventory``: certificate records (``reader.read_files``);
+    ``connectors``: connector records. ``status`` is judged at ``now`` (default: the wall
+    clock): ``valid``, ``expiring`` (within 30 days), ``expired``, ``not_yet_valid``.
+    """
+    now = now or datetime.now(UTC)
+    table: dict[str, _Cert] = {}
+    for record in inventory or []:
+        key = certificate_key(record.thumbprint, record.issuer, record.serial) or record.source
+        cert = table.setdefault(key, _Cert(key))
+        cert.in_inventory = True
+        cert.sources.append(record.source)
+        cert.problems += [p for p in record.problems if p not in cert.problems]
+        _merge(cert, _record_facts(record), computed=record.der is not None)
+    if sessions is not None and len(sessions):
+        _add_sessions(table, sessions)
+    for connector in connectors or []:
+        if connector.kind in ("send", "receive"):
+            _add_connector(table, connector, now)
+    rows = [_row(cert, now) for cert in table.values()]
+    rows.sort(
+        key=lambda r: (
+            r["not_after_utc"] or datetime.max.replace(tzinfo=UTC),
+            r["thumbprint"] or "",
+        )
+    )
+    frame = pa.Table.from_pylist(rows, schema=CERT_TABLE_SCHEMA)
+    return frame.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _record_facts(record: CertificateRecord) -> dict:
+    return {name: getattr(record, name) for name in _FACTS}
+
+
+def _add_sessions(table: dict[str, _Cert], sessions: pd.DataFrame) -> None:
+    for side, direction_word in (("local", "presented"), ("remote", "received")):
+        cols = [f"{side}_cert_{k}" for k in ("thumbprint", "subject", "issuer", "serial")]
+        seen = sessions[sessions[cols[0]].notna() | sessions[cols[1]].notna()]
+        if seen.empty:
+            continue
+        for row in seen.itertuples(index=False):
+            thumbprint, subject, issuer, serial = (getattr(row, c) for c in cols)
+            key = certificate_key(_text(thumbprint), _text(issuer), _text(serial))
+            if key is None:
+                continue
+            cert = table.setdefault(key, _Cert(key))
+            facts = {
+                "thumbprint": _text(thumbprint),
+                "subject": _text(subject),
+                "issuer": _text(issuer),
+                "serial": _text(serial),
+                "not_before_utc": _time(getattr(row, f"{side}_cert_not_before_utc")),
+                "not_after_utc": _time(getattr(row, f"{side}_cert_not_after_utc")),
+                "sans": _names(getattr(row, f"{side}_cert_sans")),
+            }
+            _merge(cert, facts, computed=False)
+            cert.sessions += 1
+            start, end = _time(row.start_utc), _time(row.end_utc)
+            cert.first_seen = min(filter(None, (cert.first_seen, start)), default=None)
+            cert.last_seen = max(filter(None, (cert.last_seen, end)), default=None)
+            cert.directions.add(f"{row.direction}:{direction_word}")
+            peer = _text(row.remote_host) or _text(row.remote_ip)
+            if peer and peer not in cert.peers and len(cert.peers) < MAX_PEERS:
+                cert.peers.append(peer)
+
+
+def _names(value) -> tuple[str, ...]:
+    """A list cell (Arrow list, list, or missing) as a tuple of strings."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def _text(value) -> str | None:
+    return None if value is None or value is pd.NA or (isinstance(value, float)) else str(value)
+
+
+def _time(value) -> datetime | None:
+    if value is None or value is pd.NA or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _add_connector(table: dict[str, _Cert], connector: ConnectorRecord, now: datetime) -> None:
+    """Mark the certificates a connector's TlsCertificateName (or FQDN) matches, and the one
+    Exchange would pick (newest NotBefore; CA-issued before self-signed)."""
+    label = (
+        f"{connector.kind}:{connector.server + chr(92) if connector.server else ''}{connector.name}"
+    )
+    matches = [cert for cert in table.values() if _selects(connector, cert)]
+    for cert in matches:
+        cert.connectors.append(label)
+    chosen = choose_certificate(matches)
+    if chosen is not None:
+        chosen.selected_by.append(label)
+
+
+def _selects(connector: ConnectorRecord, cert: _Cert) -> bool:
+    facts = cert.facts
+    if connector.tls_cert_subject or connector.tls_cert_issuer:
+        subject, issuer = facts.get("subject"), facts.get("issuer")
+        if not subject or not issuer:
+            return False
+        return normalise_dn(subject) == normalise_dn(connector.tls_cert_subject or "") and (
+            normalise_dn(issuer) == normalise_dn(connector.tls_cert_issuer or "")
+        )
+    if not connector.fqdn:
+        return False
+    names = list(facts.get("sans") or ())
+    cn = _common_name(facts.get("subject"))
+    if cn:
+        names.append(cn)
+    services = facts.get("services")
+    if services is not None and "SMTP" not in services:
+        return False
+    return any(host_matches(name, connector.fqdn) for name in names)
+
+
+def _common_name(subject: str | None) -> str | None:
+    if not subject:
+        return None
+    for part in subject.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.upper() == "CN":
+            return value.strip().strip('"')
+    return None
+
+
+def choose_certificate(candidates: list[_Cert]) -> _Cert | None:
+    """Exchange's pick among matching certificates: the newest NotBefore, CA-issued first."""
+    if not candidates:
+        return None
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(
+        candidates, key=lambda c: c.facts.get("not_before_utc") or oldest, reverse=True
+    )
+    issued = [c for c in ordered if c.facts.get("self_signed") is not True]
+    return (issued or ordered)[0]
+
+
+def status_at(not_before: datetime | None, not_after: datetime | None, now: datetime) -> str | None:
+    """``valid``, ``expiring`` (within 30 days), ``expired``, ``not_yet_valid``; None unknown."""
+    if not_after is None:
+        return None
+    if now > not_after:
+        return "expired"
+    if not_before is not None and now < not_before:
+        return "not_yet_valid"
+    return "expiring" if not_after - now <= EXPIRING_WITHIN else "valid"
+
+
+def _row(cert: _Cert, now: datetime) -> dict:
+    facts = cert.facts
+    problems = list(cert.problems)
+    if facts.get("services") is not None and cert.selected_by and "SMTP" not in facts["services"]:
+        problems.append("selected by a connector but not enabled for SMTP")
+    return {
+        **{name: facts.get(name) for name in _FACTS},
+        "thumbprint": facts.get("thumbprint") or (cert.key if len(cert.key) == 40 else None),
+        "sans": list(facts.get("sans") or ()),
+        "services": list(facts["services"]) if facts.get("services") is not None else None,
+        "sources": cert.sources,
+        "in_inventory": cert.in_inventory,
+        "connectors": cert.connectors,
+        "selected_by": cert.selected_by,
+        "sessions": cert.sessions,
+        "first_seen_utc": cert.first_seen,
+        "last_seen_utc": cert.last_seen,
+        "directions": sorted(cert.directions),
+        "peers": cert.peers,
+        "status": status_at(facts.get("not_before_utc"), facts.get("not_after_utc"), now),
+        "problems": problems,
+    }
+
+
+def session_certificate_facts(
+    sessions: pd.DataFrame, inventory: list[CertificateRecord]
+) -> pd.DataFrame:
+    """Sessions with ``local_cert_in_inventory`` and validity of each side's certificate at the
+    session's time (``*_cert_valid_at_session``), filling dates the log lacks from the inventory.
+    """
+    by_key: dict[str, CertificateRecord] = {}
+    for record in inventory:
+        key = certificate_key(record.thumbprint, record.issuer, record.serial)
+        if key and (key not in by_key or record.der is not None):
+            by_key[key] = record
+    out = sessions.copy()
+    for side in ("local", "remote"):
+        columns = [out[f"{side}_cert_{k}"] for k in ("thumbprint", "issuer", "serial")]
+        keys = [
+            certificate_key(_text(t), _text(i), _text(s)) for t, i, s in zip(*columns, strict=True)
+        ]
+        known = [by_key.get(k) if k else None for k in keys]
+        if side == "local":
+            out["local_cert_in_inventory"] = pd.array(
+                [None if k is None else r is not None for k, r in zip(keys, known, strict=True)],
+                dtype=pd.ArrowDtype(pa.bool_()),
+            )
+        for column in ("not_before_utc", "not_after_utc"):
+            name = f"{side}_cert_{column}"
+            filled = [
+                _time(v) if not pd.isna(v) else (getattr(r, column) if r else None)
+                for v, r in zip(out[name], known, strict=True)
+            ]
+            out[name] = pd.array(filled, dtype=out[name].dtype)
+        valid = []
+        for start, before, after in zip(
+            out["start_utc"], out[f"{side}_cert_not_before_utc"], out[f"{side}_cert_not_after_utc"],
+            strict=True,
+        ):  # fmt: skip
+            if pd.isna(after) or pd.isna(start):
+                valid.append(None)
+            else:
+                valid.append(bool((pd.isna(before) or before <= start) and start <= after))
+        out[f"{side}_cert_valid_at_session"] = pd.array(valid, dtype=pd.ArrowDtype(pa.bool_()))
+    return out
