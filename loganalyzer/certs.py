@@ -17,37 +17,10 @@ import pyarrow as pa
 
 from loganalyzer.inventory.dn import host_matches, normalise_dn
 from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
+from loganalyzer.schema import CERTIFICATE_FACTS, CERTIFICATE_TABLE_SCHEMA
 
 EXPIRING_WITHIN = timedelta(days=30)
 MAX_PEERS = 5
-
-CERT_TABLE_SCHEMA = pa.schema(
-    [
-        ("thumbprint", pa.large_string()),
-        ("subject", pa.large_string()),
-        ("issuer", pa.large_string()),
-        ("serial", pa.large_string()),
-        ("not_before_utc", pa.timestamp("us", tz="UTC")),
-        ("not_after_utc", pa.timestamp("us", tz="UTC")),
-        ("sans", pa.large_list(pa.large_string())),
-        ("services", pa.large_list(pa.large_string())),
-        ("self_signed", pa.bool_()),
-        ("key_type", pa.large_string()),
-        ("key_bits", pa.int32()),
-        ("signature_hash", pa.large_string()),
-        ("sources", pa.large_list(pa.large_string())),
-        ("in_inventory", pa.bool_()),
-        ("connectors", pa.large_list(pa.large_string())),
-        ("selected_by", pa.large_list(pa.large_string())),
-        ("sessions", pa.int64()),
-        ("first_seen_utc", pa.timestamp("us", tz="UTC")),
-        ("last_seen_utc", pa.timestamp("us", tz="UTC")),
-        ("directions", pa.large_list(pa.large_string())),
-        ("peers", pa.large_list(pa.large_string())),
-        ("status", pa.large_string()),
-        ("problems", pa.large_list(pa.large_string())),
-    ]
-)
 
 
 @dataclass
@@ -68,10 +41,7 @@ class _Cert:
     selected_by: list[str] = field(default_factory=list)
 
 
-_FACTS = (
-    "thumbprint", "subject", "issuer", "serial", "not_before_utc", "not_after_utc", "sans",
-    "services", "self_signed", "key_type", "key_bits", "signature_hash",
-)  # fmt: skip
+_FACTS = tuple(name for name, _ in CERTIFICATE_FACTS)
 
 
 def certificate_key(thumbprint: str | None, issuer: str | None, serial: str | None) -> str | None:
@@ -104,11 +74,12 @@ def certificates(
     connectors: list[ConnectorRecord] | None = None,
     now: datetime | None = None,
 ) -> pd.DataFrame:
-    """One row per certificate from the inventory and the sessions (CERT_TABLE_SCHEMA).
+    """One row per certificate from the inventory and the sessions.
 
     ``sessions``: the session table; ``inventory``: certificate records (``reader.read_files``);
-    ``connectors``: connector records. ``status`` is judged at ``now`` (default: the wall
-    clock): ``valid``, ``expiring`` (within 30 days), ``expired``, ``not_yet_valid``.
+    ``connectors``: connector records. Columns: ``schema.CERTIFICATE_TABLE_SCHEMA``.
+    ``status`` is judged at ``now`` (default: the wall clock): ``valid``, ``expiring`` (within
+    30 days), ``expired``, ``not_yet_valid``.
     """
     now = now or datetime.now(UTC)
     table: dict[str, _Cert] = {}
@@ -131,7 +102,7 @@ def certificates(
             r["thumbprint"] or "",
         )
     )
-    frame = pa.Table.from_pylist(rows, schema=CERT_TABLE_SCHEMA)
+    frame = pa.Table.from_pylist(rows, schema=CERTIFICATE_TABLE_SCHEMA)
     return frame.to_pandas(types_mapper=pd.ArrowDtype)
 
 

@@ -39,6 +39,13 @@ class TableFormat(StrEnum):
     parquet = "parquet"
 
 
+FormatOption = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+DebugOption = Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")]
+
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -172,12 +179,8 @@ def sessions(
     until: Annotated[
         str | None, typer.Option(help="Keep sessions starting at or before: ISO time or age.")
     ] = None,
-    fmt: Annotated[
-        TableFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = TableFormat.table,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
-    ] = None,
+    fmt: FormatOption = TableFormat.table,
+    output: OutputOption = None,
     server: Annotated[
         str | None,
         typer.Option(help="Server name for logs whose folders and connector ids name none."),
@@ -201,8 +204,8 @@ def sessions(
     strict: Annotated[
         bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Rebuild every SMTP session with its TLS facts: one row per session.
 
@@ -254,12 +257,8 @@ def certs(
     now: Annotated[
         str | None, typer.Option(help="The time to judge validity at (default: now).")
     ] = None,
-    fmt: Annotated[
-        TableFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = TableFormat.table,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
-    ] = None,
+    fmt: FormatOption = TableFormat.table,
+    output: OutputOption = None,
     pfx_password_file: Annotated[
         Path | None,
         typer.Option(
@@ -274,8 +273,8 @@ def certs(
     export_tz: Annotated[
         str | None, typer.Option(help="Time zone the exporting server used (default UTC).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """One row per certificate: inventory, where and when it was presented, which connectors
     select it, and its status at --now (valid, expiring within 30 days, expired, not yet valid).

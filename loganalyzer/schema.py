@@ -67,6 +67,54 @@ SESSION_SCHEMA = pa.schema(
 )
 
 SESSION_COLUMNS = tuple(SESSION_SCHEMA.names)
+
+_TEXT_LIST = pa.large_list(pa.large_string())
+#: Facts of one certificate, shared by the inventory records and the certificate table.
+CERTIFICATE_FACTS = [
+    ("thumbprint", pa.large_string()),
+    ("subject", pa.large_string()),
+    ("issuer", pa.large_string()),
+    ("serial", pa.large_string()),
+    ("not_before_utc", _TS),
+    ("not_after_utc", _TS),
+    ("sans", _TEXT_LIST),
+    ("services", _TEXT_LIST),
+    ("self_signed", pa.bool_()),
+    ("key_type", pa.large_string()),
+    ("key_bits", pa.int32()),
+    ("signature_hash", pa.large_string()),
+]
+
+#: ``read_inventory``: one row per certificate record (a file, an export row).
+INVENTORY_SCHEMA = pa.schema(
+    [
+        *CERTIFICATE_FACTS,
+        ("has_private_key", pa.bool_()),
+        ("status", pa.large_string()),
+        ("friendly_name", pa.large_string()),
+        ("server", pa.large_string()),
+        ("source", pa.large_string()),
+        ("problems", _TEXT_LIST),
+    ]
+)
+
+#: ``certificates()`` / ``loganalyzer certs``: one row per certificate.
+CERTIFICATE_TABLE_SCHEMA = pa.schema(
+    [
+        *CERTIFICATE_FACTS,
+        ("sources", _TEXT_LIST),
+        ("in_inventory", pa.bool_()),
+        ("connectors", _TEXT_LIST),
+        ("selected_by", _TEXT_LIST),
+        ("sessions", pa.int64()),
+        ("first_seen_utc", _TS),
+        ("last_seen_utc", _TS),
+        ("directions", _TEXT_LIST),
+        ("peers", _TEXT_LIST),
+        ("status", pa.large_string()),
+        ("problems", _TEXT_LIST),
+    ]
+)
 OUTCOMES = ("tls", "plaintext", "tls_failed", "connect_failed", "incomplete")
 
 

@@ -23,6 +23,7 @@ from loganalyzer.inventory import exchange_certs
 from loganalyzer.inventory import x509 as certificate_files
 from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
 from loganalyzer.output import escape_terminal
+from loganalyzer.schema import INVENTORY_SCHEMA
 from loganalyzer.sources.files import READ_ERRORS, Skipped, discover
 
 __all__ = ["InventoryRead", "read_connectors", "read_inventory", "read_pfx_password"]
@@ -101,30 +102,6 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig", "replace")
 
 
-_CERT_SCHEMA = pa.schema(
-    [
-        ("thumbprint", pa.large_string()),
-        ("subject", pa.large_string()),
-        ("issuer", pa.large_string()),
-        ("serial", pa.large_string()),
-        ("not_before_utc", pa.timestamp("us", tz="UTC")),
-        ("not_after_utc", pa.timestamp("us", tz="UTC")),
-        ("sans", pa.large_list(pa.large_string())),
-        ("services", pa.large_list(pa.large_string())),
-        ("has_private_key", pa.bool_()),
-        ("self_signed", pa.bool_()),
-        ("key_type", pa.large_string()),
-        ("key_bits", pa.int32()),
-        ("signature_hash", pa.large_string()),
-        ("status", pa.large_string()),
-        ("friendly_name", pa.large_string()),
-        ("server", pa.large_string()),
-        ("source", pa.large_string()),
-        ("problems", pa.large_list(pa.large_string())),
-    ]
-)
-
-
 def certificate_frame(records: list[CertificateRecord]) -> pd.DataFrame:
     """Certificate records as a DataFrame (Arrow dtypes; the DER bytes are left out)."""
     rows = []
@@ -135,7 +112,7 @@ def certificate_frame(records: list[CertificateRecord]) -> pd.DataFrame:
         row["services"] = list(row["services"]) if row["services"] is not None else None
         row["problems"] = list(row["problems"])
         rows.append(row)
-    table = pa.Table.from_pylist(rows, schema=_CERT_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=INVENTORY_SCHEMA)
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
