@@ -119,6 +119,8 @@ def _table_cell(value: object, width: int) -> str:
     value = _plain(value)
     if value is None:
         text = "-"
+    elif isinstance(value, list):
+        text = ", ".join("-" if v is None else str(v) for v in value) or "-"
     elif isinstance(value, str) and value.endswith("Z") and "T" in value:
         text = value.replace("T", " ").removesuffix("Z")[:19]
     else:
