@@ -92,9 +92,10 @@ def certificates(
         _merge(cert, _record_facts(record), computed=record.der is not None)
     if sessions is not None and len(sessions):
         _add_sessions(table, sessions)
+    auth = _auth_thumbprints(connectors or [])
     for connector in connectors or []:
         if connector.kind in ("send", "receive"):
-            _add_connector(table, connector, now)
+            _add_connector(table, connector, auth, now)
     rows = [_row(cert, now) for cert in table.values()]
     rows.sort(
         key=lambda r: (
@@ -159,13 +160,19 @@ def _time(value) -> datetime | None:
     return pd.Timestamp(value).to_pydatetime()
 
 
-def _add_connector(table: dict[str, _Cert], connector: ConnectorRecord, now: datetime) -> None:
-    """Mark the certificates a connector's TlsCertificateName (or FQDN) matches, and the one
-    Exchange would pick (newest NotBefore; CA-issued before self-signed)."""
-    label = (
-        f"{connector.kind}:{connector.server + chr(92) if connector.server else ''}{connector.name}"
-    )
-    matches = [cert for cert in table.values() if _selects(connector, cert)]
+def connector_label(connector: ConnectorRecord) -> str:
+    """``send:Outbound to Office 365``, ``receive:EX01\\Default Frontend EX01``."""
+    server = f"{connector.server}\\" if connector.server else ""
+    return f"{connector.kind}:{server}{connector.name}"
+
+
+def _add_connector(
+    table: dict[str, _Cert], connector: ConnectorRecord, auth: set[str], now: datetime
+) -> None:
+    """Mark the certificates a connector matches and the one Exchange would pick."""
+    label = connector_label(connector)
+    candidates = [c for c in table.values() if c.in_inventory and not _is_auth(c, auth)]
+    matches = [cert for cert in candidates if _selects(connector, cert)]
     for cert in matches:
         cert.connectors.append(label)
     chosen = choose_certificate(matches)
@@ -173,7 +180,28 @@ def _add_connector(table: dict[str, _Cert], connector: ConnectorRecord, now: dat
         chosen.selected_by.append(label)
 
 
+AUTH_SUBJECT = "CN=Microsoft Exchange Server Auth Certificate"
+
+
+def _auth_thumbprints(connectors: list[ConnectorRecord]) -> set[str]:
+    """Thumbprints named by Get-AuthConfig (never a STARTTLS candidate)."""
+    return {
+        t.upper()
+        for c in connectors
+        if c.kind == "authconfig"
+        for t in c.auth_thumbprints.values()
+        if t
+    }
+
+
+def _is_auth(cert: _Cert, auth: set[str]) -> bool:
+    subject = cert.facts.get("subject") or ""
+    return cert.key in auth or subject.startswith(AUTH_SUBJECT)
+
+
 def _selects(connector: ConnectorRecord, cert: _Cert) -> bool:
+    """Does the connector's TlsCertificateName (issuer + subject), or without one its FQDN
+    against the certificate's CN and SANs, match this certificate?"""
     facts = cert.facts
     if connector.tls_cert_subject or connector.tls_cert_issuer:
         subject, issuer = facts.get("subject"), facts.get("issuer")
@@ -188,9 +216,6 @@ def _selects(connector: ConnectorRecord, cert: _Cert) -> bool:
     cn = _common_name(facts.get("subject"))
     if cn:
         names.append(cn)
-    services = facts.get("services")
-    if services is not None and "SMTP" not in services:
-        return False
     return any(host_matches(name, connector.fqdn) for name in names)
 
 
@@ -205,15 +230,111 @@ def _common_name(subject: str | None) -> str | None:
 
 
 def choose_certificate(candidates: list[_Cert]) -> _Cert | None:
-    """Exchange's pick among matching certificates: the newest NotBefore, CA-issued first."""
+    """Exchange's pick among matching certificates: the newest NotBefore, CA-issued first.
+
+    Neither an expired certificate nor one without the SMTP service is skipped: Exchange picks
+    it all the same, and TLS then fails (inventory doc, section 4).
+    """
     if not candidates:
         return None
+    return _ordered(candidates)[0]
+
+
+def _ordered(candidates: list[_Cert]) -> list[_Cert]:
     oldest = datetime.min.replace(tzinfo=UTC)
     ordered = sorted(
         candidates, key=lambda c: c.facts.get("not_before_utc") or oldest, reverse=True
     )
     issued = [c for c in ordered if c.facts.get("self_signed") is not True]
-    return (issued or ordered)[0]
+    return issued + [c for c in ordered if c not in issued]
+
+
+def connector_choices(
+    connectors: list[ConnectorRecord],
+    inventory: list[CertificateRecord],
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """One row per (connector, matching certificate), and why Exchange would pick it or not.
+
+    Columns: ``connector, kind, server, name, tls_certificate_name, fqdn, thumbprint, subject,
+    issuer, not_before_utc, not_after_utc, services, status, chosen, reason``. A connector whose
+    TlsCertificateName or FQDN matches nothing gets one row with a null thumbprint.
+    """
+    now = now or datetime.now(UTC)
+    certs = certificates(None, inventory, [], now=now)  # merged inventory, one row each
+    table = {}
+    for row in certs.itertuples(index=False):
+        cert = _Cert(row.thumbprint or row.serial or "")
+        cert.in_inventory = True
+        cert.facts = {name: _cell(getattr(row, name)) for name in _FACTS}
+        table[cert.key] = cert
+    auth = _auth_thumbprints(connectors)
+    rows = []
+    for connector in connectors:
+        if connector.kind not in ("send", "receive"):
+            continue
+        candidates = [c for c in table.values() if not _is_auth(c, auth)]
+        matches = _ordered([c for c in candidates if _selects(connector, c)])
+        base = {
+            "connector": connector_label(connector),
+            "kind": connector.kind,
+            "server": connector.server,
+            "name": connector.name,
+            "tls_certificate_name": connector.tls_certificate_name,
+            "fqdn": connector.fqdn,
+        }
+        if not matches:
+            what = "TlsCertificateName" if connector.tls_certificate_name else "FQDN"
+            rows.append({**base, "chosen": False, "reason": f"its {what} matches no certificate"})
+        for rank, cert in enumerate(matches):
+            rows.append({**base, **_choice(cert, matches[0], rank, now)})
+    return pd.DataFrame(rows, columns=_CHOICE_COLUMNS).convert_dtypes(dtype_backend="pyarrow")
+
+
+_CHOICE_COLUMNS = [
+    "connector", "kind", "server", "name", "tls_certificate_name", "fqdn", "thumbprint",
+    "subject", "issuer", "not_before_utc", "not_after_utc", "services", "status", "chosen",
+    "reason",
+]  # fmt: skip
+
+
+def _cell(value):
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "tolist"):
+        return tuple(value.tolist())
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def _choice(cert: _Cert, chosen: _Cert, rank: int, now: datetime) -> dict:
+    facts = cert.facts
+    status = status_at(facts.get("not_before_utc"), facts.get("not_after_utc"), now)
+    if rank == 0:
+        notes = ["newest NotBefore among the matches"]
+        if status == "expired":
+            notes.append("expired: Exchange still presents it (event 12016) and peers reject it")
+        if facts.get("services") is not None and "SMTP" not in facts["services"]:
+            notes.append("not enabled for SMTP: chosen anyway, and TLS then fails")
+        reason = "; ".join(notes)
+    elif facts.get("self_signed") is True and chosen.facts.get("self_signed") is not True:
+        reason = f"self-signed: the CA-issued {chosen.key[:8]}... wins"
+    else:
+        reason = f"older NotBefore than {chosen.key[:8]}..."
+    return {
+        "thumbprint": facts.get("thumbprint"),
+        "subject": facts.get("subject"),
+        "issuer": facts.get("issuer"),
+        "not_before_utc": facts.get("not_before_utc"),
+        "not_after_utc": facts.get("not_after_utc"),
+        "services": ", ".join(facts["services"]) if facts.get("services") is not None else None,
+        "status": status,
+        "chosen": rank == 0,
+        "reason": reason,
+    }
 
 
 def status_at(not_before: datetime | None, not_after: datetime | None, now: datetime) -> str | None:

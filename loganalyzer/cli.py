@@ -273,6 +273,14 @@ def certs(
     export_tz: Annotated[
         str | None, typer.Option(help="Time zone the exporting server used (default UTC).")
     ] = None,
+    by_connector: Annotated[
+        bool,
+        typer.Option(
+            "--by-connector",
+            help="One row per connector and matching certificate, with why Exchange would "
+            "pick it or not.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -281,7 +289,7 @@ def certs(
     """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from loganalyzer.certs import certificates
+    from loganalyzer.certs import certificates, connector_choices
     from loganalyzer.inventory.reader import read_files, read_pfx_password
 
     if not (logs or inventory or connectors):
@@ -307,16 +315,26 @@ def certs(
     con = _run(debug, read_files, connectors or []) if connectors else None
     for skip in [*inv.skipped, *(con.skipped if con else [])]:
         _say(f"  skipped: {skip.name}: {skip.reason}")
-    table = certificates(
-        sessions,
-        inv.certificates,
-        (con.connectors if con else []) + inv.connectors,
-        now=when,
-    )
+    all_connectors = (con.connectors if con else []) + inv.connectors
+    if by_connector:
+        choices = connector_choices(all_connectors, inv.certificates, now=when)
+        _run(debug, write, choices, fmt.value, output, CHOICE_COLUMNS)
+        _say(f"loganalyzer: {len(choices)} connector/certificate rows")
+        return
+    table = certificates(sessions, inv.certificates, all_connectors, now=when)
     _run(debug, write, table, fmt.value, output, CERT_TABLE_COLUMNS)
     _say(f"loganalyzer: {len(table)} certificates")
 
 
+CHOICE_COLUMNS = (
+    "connector",
+    "thumbprint",
+    "subject",
+    "not_after_utc",
+    "status",
+    "chosen",
+    "reason",
+)
 CERT_TABLE_COLUMNS = (
     "thumbprint", "subject", "not_after_utc", "status", "services", "in_inventory",
     "selected_by", "sessions", "last_seen_utc",

@@ -110,3 +110,50 @@ def test_keys_and_status():
     assert status_at(datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC), NOW) == (
         "not_yet_valid"
     )
+
+
+def test_connector_choices_explain_the_pick(story):
+    from loganalyzer.certs import connector_choices
+
+    _, _, records = story
+    old_record, new_record = records
+    self_signed = read_certificate_file(
+        issue(
+            name("mail.corp.example.com"), sans=("mail.corp.example.com",), days=(-1, 300)
+        ).cert.public_bytes(PEM),
+        "self.pem",
+    )[0]
+    auth = read_certificate_file(
+        issue(
+            name("Microsoft Exchange Server Auth Certificate"), days=(-1, 1800)
+        ).cert.public_bytes(PEM),
+        "auth.pem",
+    )[0]
+    pinned = ConnectorRecord(
+        source="s", kind="send", name="Outbound to Office 365", server="EX01",
+        tls_cert_issuer=old_record.issuer, tls_cert_subject=old_record.subject,
+    )  # fmt: skip
+    by_fqdn = ConnectorRecord(source="r", kind="receive", name="Default Frontend EX01",
+                              server="EX01", fqdn="mail.corp.example.com")  # fmt: skip
+    nothing = ConnectorRecord(source="n", kind="send", name="Partner", fqdn="mx.example.org")
+    authconfig = ConnectorRecord(source="a", kind="authconfig", name="AuthConfig",
+                                 auth_thumbprints={"current": auth.thumbprint})  # fmt: skip
+    df = connector_choices(
+        [pinned, by_fqdn, nothing, authconfig], [*records, self_signed, auth], now=NOW
+    )
+    rows = [(r.connector, r.thumbprint, bool(r.chosen), r.reason) for r in df.itertuples()]
+    assert rows[0][:3] == ("send:EX01\\Outbound to Office 365", old_record.thumbprint, True)
+    assert "expired: Exchange still presents it" in rows[0][3]
+    assert len([r for r in rows if r[0] == "send:EX01\\Outbound to Office 365"]) == 1
+    fqdn_rows = [r for r in rows if r[0] == "receive:EX01\\Default Frontend EX01"]
+    assert [r[1] for r in fqdn_rows] == [
+        new_record.thumbprint,
+        old_record.thumbprint,
+        self_signed.thumbprint,
+    ]
+    assert [r[2] for r in fqdn_rows] == [True, False, False]
+    assert fqdn_rows[1][3].startswith("older NotBefore than")
+    assert fqdn_rows[2][3].startswith("self-signed: the CA-issued")
+    assert rows[-1][0] == "send:Partner" and pd.isna(rows[-1][1])
+    assert rows[-1][2:] == (False, "its FQDN matches no certificate")
+    assert auth.thumbprint not in {r[1] for r in rows}

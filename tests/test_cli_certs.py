@@ -64,6 +64,10 @@ def test_certs_command(tmp_path, monkeypatch):
         "mail-test-only.pfx",
     ]
     assert "broken.cer" in result.stderr and "pw" not in result.stderr
+    result = runner.invoke(app, [*args, "--by-connector"])
+    (choice,) = map(json.loads, result.stdout.splitlines())
+    assert (choice["connector"], choice["chosen"]) == ("send:EX01\\Outbound to Office 365", True)
+    assert choice["thumbprint"] == leaf["thumbprint"]
     monkeypatch.delenv("LOGANALYZER_PFX_PASSWORD", raising=False)
     result = runner.invoke(app, args)
     assert "mail-test-only.pfx: PKCS#12 file: wrong or missing password" in result.stderr
