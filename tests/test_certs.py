@@ -157,3 +157,49 @@ def test_connector_choices_explain_the_pick(story):
     assert rows[-1][0] == "send:Partner" and pd.isna(rows[-1][1])
     assert rows[-1][2:] == (False, "its FQDN matches no certificate")
     assert auth.thumbprint not in {r[1] for r in rows}
+
+
+def test_one_certificate_from_pem_clixml_and_format_list_is_one_row(story):
+    """Round trip: the same certificate read from PEM, from Clixml RawData and from fl text."""
+    import base64
+
+    from loganalyzer.inventory.exchange_certs import read_exchange_certificates
+
+    _, new, _ = story
+    der = new.cert.public_bytes(serialization.Encoding.DER)
+    (pem,) = read_certificate_file(new.cert.public_bytes(PEM), "new.pem")
+    clixml = (
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.Exchange.Management.'
+        "SystemConfigurationTasks.ExchangeCertificate</T></TN><Props>"
+        f'<BA N="RawData">{base64.b64encode(der).decode()}</BA>'
+        "</Props></Obj></Objs>"
+    )
+    from_xml = read_exchange_certificates(clixml, "EX01-certs.xml")
+    fl = "\n".join(
+        [
+            "",
+            f"CertificateDomains : {{{', '.join(pem.sans)}}}",
+            "HasPrivateKey      : True",
+            "IsSelfSigned       : False",
+            f"Issuer             : {pem.issuer}",
+            "NotAfter           : 10/27/2027 12:00:00 AM",
+            "NotBefore          : 11/6/2026 12:00:00 AM",
+            "PublicKeySize      : 2048",
+            f"SerialNumber       : {pem.serial}",
+            "Services           : IIS, SMTP",
+            "Status             : Valid",
+            f"Subject            : {pem.subject}",
+            f"Thumbprint         : {pem.thumbprint}",
+            "",
+        ]
+    )
+    from_fl = read_exchange_certificates(fl, "EX01-certs.txt")
+    table = certificates(None, [pem, *from_xml, *from_fl], [], now=NOW)
+    (row,) = table.itertuples()
+    assert row.thumbprint == pem.thumbprint
+    assert sorted(s.split(":")[0] for s in row.sources) == [
+        "EX01-certs.txt", "EX01-certs.xml", "new.pem",
+    ]  # fmt: skip
+    assert list(row.services) == ["IIS", "SMTP"]  # from the export; dates from the bytes
+    assert row.not_after_utc == pd.Timestamp(new.cert.not_valid_after_utc)
