@@ -25,6 +25,11 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "Limits": "loganalyzer.sources.files",
+    "read_inventory": "loganalyzer.inventory.reader",
+    "read_connectors": "loganalyzer.inventory.reader",
+    "certificates": "loganalyzer.certs",
+    "connector_choices": "loganalyzer.certs",
+    "session_certificate_facts": "loganalyzer.certs",
     "read_sessions": "loganalyzer.sessions",
     "read_events": "loganalyzer.events",
     "SESSION_COLUMNS": "loganalyzer.schema",
@@ -41,8 +46,13 @@ __all__ = [
     "NoInputError",
     "UnknownFormatError",
     "__version__",
+    "certificates",
+    "connector_choices",
+    "read_connectors",
     "read_events",
+    "read_inventory",
     "read_sessions",
+    "session_certificate_facts",
 ]
 
 
