@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from loganalyzer.errors import InventoryError
 from loganalyzer.inventory.x509 import read_certificate_file, windows_dn
@@ -97,3 +100,20 @@ def test_corrupt_and_unknown(chain):
 def test_windows_dn_quotes_like_dotnet():
     dn = windows_dn(name('Quote "me"', " lead"))
     assert dn == 'CN="Quote ""me""", O=" lead", C=US'
+
+
+@given(data=st.binary(max_size=2000))
+@example(data=b"\x30\x82\xff\xff")
+@example(data=b"-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----")
+def test_arbitrary_bytes_raise_only_inventory_errors(data):
+    with contextlib.suppress(InventoryError):
+        read_certificate_file(data, "fuzz.bin", b"pw")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=2000))
+def test_truncated_certificates_raise_only_inventory_errors(chain, cut):
+    _, server = chain
+    for blob in (server.cert.public_bytes(PEM), server.cert.public_bytes(DER)):
+        with contextlib.suppress(InventoryError):
+            read_certificate_file(blob[:cut], "cut.cer")
