@@ -39,6 +39,7 @@ class _Cert:
     peers: list[str] = field(default_factory=list)
     connectors: list[str] = field(default_factory=list)
     selected_by: list[str] = field(default_factory=list)
+    has_private_key: bool | None = None
 
 
 _FACTS = tuple(name for name, _ in CERTIFICATE_FACTS)
@@ -62,8 +63,8 @@ def _merge(cert: _Cert, facts: dict, *, computed: bool) -> None:
     """Take facts; values computed from certificate bytes win over export text."""
     for name in _FACTS:
         value = facts.get(name)
-        if value in (None, (), []):
-            continue
+        if value is None or (name != "services" and value in ((), [])):
+            continue  # (no services at all is a fact: Exchange's "None")
         if computed or cert.facts.get(name) in (None, (), []):
             cert.facts[name] = value
 
@@ -89,11 +90,13 @@ def certificates(
         cert.in_inventory = True
         cert.sources.append(record.source)
         cert.problems += [p for p in record.problems if p not in cert.problems]
+        if record.has_private_key is not None and cert.has_private_key is not True:
+            cert.has_private_key = record.has_private_key
         _merge(cert, _record_facts(record), computed=record.der is not None)
     if sessions is not None and len(sessions):
         _add_sessions(table, sessions)
     auth = _auth_thumbprints(connectors or [])
-    for connector in connectors or []:
+    for connector in _unique(connectors or []):
         if connector.kind in ("send", "receive"):
             _add_connector(table, connector, auth, now)
     rows = [_row(cert, now) for cert in table.values()]
@@ -160,6 +163,19 @@ def _time(value) -> datetime | None:
     return pd.Timestamp(value).to_pydatetime()
 
 
+def _unique(connectors: list[ConnectorRecord]) -> list[ConnectorRecord]:
+    """One record per connector (the same export may be given twice)."""
+    seen: dict[tuple, ConnectorRecord] = {}
+    for connector in connectors:
+        seen.setdefault((connector.kind, connector.server, connector.name), connector)
+    return list(seen.values())
+
+
+def _eligible(cert: _Cert, auth: set[str]) -> bool:
+    """A STARTTLS candidate: in the store, with a private key (when known), not the Auth cert."""
+    return cert.in_inventory and cert.has_private_key is not False and not _is_auth(cert, auth)
+
+
 def connector_label(connector: ConnectorRecord) -> str:
     """``send:Outbound to Office 365``, ``receive:EX01\\Default Frontend EX01``."""
     server = f"{connector.server}\\" if connector.server else ""
@@ -171,7 +187,7 @@ def _add_connector(
 ) -> None:
     """Mark the certificates a connector matches and the one Exchange would pick."""
     label = connector_label(connector)
-    candidates = [c for c in table.values() if c.in_inventory and not _is_auth(c, auth)]
+    candidates = [c for c in table.values() if _eligible(c, auth)]
     matches = [cert for cert in candidates if _selects(connector, cert)]
     for cert in matches:
         cert.connectors.append(label)
@@ -212,6 +228,9 @@ def _selects(connector: ConnectorRecord, cert: _Cert) -> bool:
         )
     if not connector.fqdn:
         return False
+    services = facts.get("services")
+    if services is not None and "SMTP" not in services:
+        return False  # found by FQDN only among certificates enabled for SMTP
     names = list(facts.get("sans") or ())
     cn = _common_name(facts.get("subject"))
     if cn:
@@ -266,14 +285,15 @@ def connector_choices(
     for row in certs.itertuples(index=False):
         cert = _Cert(row.thumbprint or row.serial or "")
         cert.in_inventory = True
+        cert.has_private_key = _cell(row.has_private_key)
         cert.facts = {name: _cell(getattr(row, name)) for name in _FACTS}
         table[cert.key] = cert
     auth = _auth_thumbprints(connectors)
     rows = []
-    for connector in connectors:
+    for connector in _unique(connectors):
         if connector.kind not in ("send", "receive"):
             continue
-        candidates = [c for c in table.values() if not _is_auth(c, auth)]
+        candidates = [c for c in table.values() if _eligible(c, auth)]
         matches = _ordered([c for c in candidates if _selects(connector, c)])
         base = {
             "connector": connector_label(connector),
@@ -360,6 +380,7 @@ def _row(cert: _Cert, now: datetime) -> dict:
         "services": list(facts["services"]) if facts.get("services") is not None else None,
         "sources": cert.sources,
         "in_inventory": cert.in_inventory,
+        "has_private_key": cert.has_private_key,
         "connectors": cert.connectors,
         "selected_by": cert.selected_by,
         "sessions": cert.sessions,

@@ -87,10 +87,20 @@ def _summary(stats: dict) -> None:
         _say(f"  malformed: {example}")
     for example in stats.get("malformed_field_examples", [])[:5]:
         _say(f"  malformed field: {example}")
-    for skip in stats["skipped"][:20]:
-        _say(f"  skipped: {skip['file']}: {skip['reason']}")
-    if len(stats["skipped"]) > 20:
-        _say(f"  ... and {len(stats['skipped']) - 20} more skipped inputs")
+    _say_skipped([(s["file"], s["reason"]) for s in stats["skipped"]])
+
+
+def _say_skipped(skipped: list[tuple[str, str]], each: int = 3) -> None:
+    """Skipped inputs grouped by reason: the reason, a few names, how many more."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped:
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        if len(names) == 1:
+            _say(f"  skipped: {names[0]}: {reason}")
+            continue
+        more = f" and {len(names) - each} more" if len(names) > each else ""
+        _say(f"  skipped {len(names)}: {reason}: {', '.join(names[:each])}{more}")
 
 
 class _Progress:
@@ -309,13 +319,10 @@ def certs(
             sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
         _summary(sessions.attrs["read_stats"])
     password = _run(debug, read_pfx_password, pfx_password_file)
-    inv = _run(
-        debug, read_files, inventory or [], pfx_password=password, date_format=date_format, tz=zone
-    )
-    con = _run(debug, read_files, connectors or []) if connectors else None
-    for skip in [*inv.skipped, *(con.skipped if con else [])]:
-        _say(f"  skipped: {skip.name}: {skip.reason}")
-    all_connectors = (con.connectors if con else []) + inv.connectors
+    paths = list(dict.fromkeys([*(inventory or []), *(connectors or [])]))  # each read once
+    inv = _run(debug, read_files, paths, pfx_password=password, date_format=date_format, tz=zone)
+    _say_skipped([(s.name, s.reason) for s in inv.skipped])
+    all_connectors = inv.connectors
     if by_connector:
         choices = connector_choices(all_connectors, inv.certificates, now=when)
         _run(debug, write, choices, fmt.value, output, CHOICE_COLUMNS)

@@ -104,6 +104,7 @@ CERTIFICATE_TABLE_SCHEMA = pa.schema(
         *CERTIFICATE_FACTS,
         ("sources", _TEXT_LIST),
         ("in_inventory", pa.bool_()),
+        ("has_private_key", pa.bool_()),
         ("connectors", _TEXT_LIST),
         ("selected_by", _TEXT_LIST),
         ("sessions", pa.int64()),

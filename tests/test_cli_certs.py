@@ -81,3 +81,33 @@ def test_reader_recognises_every_format(tmp_path):
         read = read_files(exports)
         assert len(read.certificates) >= 3 and len(read.connectors) == 1
         assert any("event-12014" in s.name for s in read.skipped)
+
+
+def test_sample_inventory_golden_and_story(update_golden):
+    """Every format in sample_logs/inventory, and the certificates the sample logs present."""
+    from dataclasses import asdict
+
+    from tests.conftest import GOLDEN, SAMPLE_LOGS, check_golden
+
+    folder = SAMPLE_LOGS / "inventory"
+    read = read_files([folder], pfx_password=b"loganalyzer-sample")
+    assert read.skipped == []
+    records = []
+    for record in sorted(read.certificates, key=lambda r: (r.source, r.thumbprint or "")):
+        row = asdict(record)
+        row.pop("der")
+        row["source"] = row["source"].replace(str(SAMPLE_LOGS), "sample_logs")
+        records.append(json.loads(json.dumps(row, default=str)))
+    connectors = [json.loads(json.dumps(asdict(c), default=str)) for c in read.connectors]
+    for c in connectors:
+        c["source"] = c["source"].replace(str(SAMPLE_LOGS), "sample_logs")
+    check_golden(records + connectors, GOLDEN / "samples" / "inventory.jsonl", update_golden)
+    args = ["certs", str(SAMPLE_LOGS / "exchange"), "--inventory", str(folder)]
+    result = runner.invoke(app, [*args, "--now", "2026-11-27T06:00Z", "-f", "jsonl", "-q"])
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    ours = [
+        r for r in rows if r["sessions"] and r["directions"] and "send:presented" in r["directions"]
+    ]
+    assert ours and all(
+        r["in_inventory"] for r in ours if "corp.example.com" in (r["subject"] or "")
+    )

@@ -44,7 +44,11 @@ def test_whole_folder_matches_the_catalogue():
     df = loganalyzer.read_sessions(SAMPLE_LOGS)
     got = {r.session_id: (r.outcome, bool(r.fallback)) for r in df.itertuples()}
     assert got == _catalogue()
-    assert df.attrs["read_stats"]["skipped"] == []
+    skipped = df.attrs["read_stats"]["skipped"]  # the inventory exports beside the logs
+    assert skipped and all("/inventory/" in s["file"] for s in skipped)
+    assert {s["reason"] for s in skipped} == {
+        "an Exchange certificate or connector export, not a log (use --inventory)"
+    }
 
 
 def test_whole_folder_equals_the_files_read_one_by_one():

@@ -24,7 +24,7 @@ from loganalyzer.inventory import x509 as certificate_files
 from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
 from loganalyzer.output import escape_terminal
 from loganalyzer.schema import INVENTORY_SCHEMA
-from loganalyzer.sources.files import READ_ERRORS, Skipped, discover
+from loganalyzer.sources.files import NOTES, READ_ERRORS, Skipped, discover
 
 __all__ = ["InventoryRead", "read_connectors", "read_inventory", "read_pfx_password"]
 
@@ -61,7 +61,7 @@ def read_files(
     tz: tzinfo | None = None,
 ) -> InventoryRead:
     """Read every inventory and connector file under ``paths``."""
-    found = discover(paths)
+    found = discover(paths, ignore=NOTES)
     result = InventoryRead(skipped=list(found.skipped))
     for log in found.inputs:
         try:

@@ -185,8 +185,7 @@ def read_log(
         return
     sniffed = exchange.sniff(head, log) if head else None
     if sniffed is None:
-        reason = "empty file" if not head else "not an Exchange SMTP protocol log"
-        _skip(stats, Skipped(log.name, reason), strict)
+        _skip(stats, Skipped(log.name, _not_a_log(head)), strict)
         return
     logset = log_set_of(log, sniffed.direction, server)
     stats.files += 1
@@ -258,6 +257,22 @@ def iter_batches(
         )
         if on_file is not None:
             on_file(log, disk_size(log))
+
+
+def _not_a_log(head: bytes) -> str:
+    """Why a file is not read as a log (an inventory export gets a pointer to --inventory)."""
+    if not head:
+        return "empty file"
+    from loganalyzer.inventory import connectors, exchange_certs  # only for files that are no logs
+
+    text = head.decode("utf-8-sig", "replace")
+    try:
+        export = exchange_certs.sniff(text) or connectors.sniff(text)
+    except Exception:  # a sniffer must never stop the read
+        export = False
+    if export:
+        return "an Exchange certificate or connector export, not a log (use --inventory)"
+    return "not an Exchange SMTP protocol log"
 
 
 def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:

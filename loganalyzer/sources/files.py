@@ -26,8 +26,13 @@ from loganalyzer.errors import LogAnalyzerError
 CHUNK_BYTES = 32 * 1024 * 1024
 
 _HIDDEN_OR_TEMP = re.compile(r"^(\.|~\$)|(\.tmp|\.swp|~)$", re.IGNORECASE)
-#: Documentation that travels with log bundles; not looked at inside folders.
-_NOTES = re.compile(r"\.(md|markdown|rst)$", re.IGNORECASE)
+#: Notes that travel with bundles: never looked at inside folders.
+NOTES = re.compile(r"\.(md|markdown|rst)$", re.IGNORECASE)
+#: What a log search skips inside folders: notes, certificate files and scripts (name them
+#: explicitly, or pass them to ``--inventory``).
+NOT_LOGS = re.compile(
+    r"\.(md|markdown|rst|pem|cer|crt|der|p7b|p7c|pfx|p12|key|py|ps1|psm1)$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -174,10 +179,13 @@ class Discovery:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def discover(paths: Iterable[str | os.PathLike[str]]) -> Discovery:
+def discover(
+    paths: Iterable[str | os.PathLike[str]], ignore: re.Pattern[str] = NOT_LOGS
+) -> Discovery:
     """Expand files, folders (recursively), globs and zip archives into log inputs.
 
-    Hidden and temporary files and notes (``*.md``) inside folders are ignored; unreadable
+    Hidden and temporary files, and names matching ``ignore`` (default: notes, certificate
+    files and scripts) inside folders are ignored; unreadable
     files, FIFOs and devices
     are reported as skipped. Symbolic links to folders are not followed (no loops). Each input
     appears once, even when two paths name it.
@@ -203,14 +211,14 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Discovery:
             candidates = [Path(text)]
         for path in candidates:
             if path.is_dir():
-                for file in _walk(path, found):
+                for file in _walk(path, found, ignore):
                     _add_file(file, found, add)
             else:
                 _add_file(path, found, add, explicit=True)
     return found
 
 
-def _walk(folder: Path, found: Discovery) -> Iterator[Path]:
+def _walk(folder: Path, found: Discovery, ignore: re.Pattern[str]) -> Iterator[Path]:
     def on_error(err: OSError) -> None:
         found.skipped.append(Skipped(str(err.filename), f"cannot read folder: {err.strerror}"))
 
@@ -222,7 +230,7 @@ def _walk(folder: Path, found: Discovery) -> Iterator[Path]:
                 )
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not _HIDDEN_OR_TEMP.search(name) and not _NOTES.search(name):
+            if not _HIDDEN_OR_TEMP.search(name) and not ignore.search(name):
                 yield Path(root) / name
 
 
@@ -259,7 +267,7 @@ def _add_zip(path: Path, found: Discovery, add) -> None:
     for info in members:
         member = info.filename
         base = member.rstrip("/").rsplit("/", 1)[-1]
-        if _HIDDEN_OR_TEMP.search(base) or _NOTES.search(base):
+        if _HIDDEN_OR_TEMP.search(base) or NOTES.search(base):
             continue
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             # Python decompresses bzip2/LZMA members without an output bound: refuse them.
