@@ -300,7 +300,6 @@ def certs(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from loganalyzer.certs import certificates, connector_choices
-    from loganalyzer.inventory.reader import read_files, read_pfx_password
 
     if not (logs or inventory or connectors):
         raise typer.BadParameter("give LOGS, --inventory or --connectors")
@@ -318,10 +317,7 @@ def certs(
         with _Progress(logs, enabled=not quiet) as progress:
             sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
         _summary(sessions.attrs["read_stats"])
-    password = _run(debug, read_pfx_password, pfx_password_file)
-    paths = list(dict.fromkeys([*(inventory or []), *(connectors or [])]))  # each read once
-    inv = _run(debug, read_files, paths, pfx_password=password, date_format=date_format, tz=zone)
-    _say_skipped([(s.name, s.reason) for s in inv.skipped])
+    inv = _read_inventory(inventory, connectors, pfx_password_file, debug, date_format, zone)
     all_connectors = inv.connectors
     if by_connector:
         choices = connector_choices(all_connectors, inv.certificates, now=when)
@@ -333,6 +329,81 @@ def certs(
     _say(f"loganalyzer: {len(table)} certificates")
 
 
+def _read_inventory(inventory, connectors, pfx_password_file, debug, date_format=None, tz=None):
+    """Read --inventory and --connectors paths (each once) and report what was skipped."""
+    from loganalyzer.inventory.reader import read_files, read_pfx_password
+
+    password = _run(debug, read_pfx_password, pfx_password_file)
+    paths = list(dict.fromkeys([*(inventory or []), *(connectors or [])]))
+    read = _run(debug, read_files, paths, pfx_password=password, date_format=date_format, tz=tz)
+    _say_skipped([(s.name, s.reason) for s in read.skipped])
+    return read
+
+
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+@app.command()
+def findings(
+    logs: Annotated[
+        list[str],
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ],
+    inventory: Annotated[
+        list[str] | None,
+        typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
+    ] = None,
+    connectors: Annotated[
+        list[str] | None,
+        typer.Option("--connectors", help="Connector and Get-AuthConfig exports."),
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="'Today' for expiry checks (default: the wall clock).")
+    ] = None,
+    fail_on: Annotated[
+        Severity | None,
+        typer.Option(help="Exit with code 1 when findings at or above this severity exist."),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server name for logs whose folders and connector ids name none."),
+    ] = None,
+    fmt: FormatOption = TableFormat.table,
+    output: OutputOption = None,
+    pfx_password_file: Annotated[
+        Path | None, typer.Option(help="File whose first line is the PFX password.")
+    ] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Verdicts with evidence: mail-flow halts and silences, fallbacks, plaintext, TLS failures,
+    legacy TLS, and certificate and connector problems. Most severe first.
+    """
+    from loganalyzer.findings import at_or_above, find_issues
+
+    if fmt is TableFormat.parquet and output is None:
+        raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
+    when = parse_time(now)
+    with _Progress(logs, enabled=not quiet) as progress:
+        sessions = _run(debug, read_sessions, logs, server=server, on_file=progress.on_file)
+    _summary(sessions.attrs["read_stats"])
+    inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
+    table = find_issues(sessions, inv.certificates, inv.connectors, now=when)
+    _run(debug, write, table, fmt.value, output, FINDING_COLUMNS)
+    counts = table["severity"].value_counts().to_dict()
+    _say(
+        "loganalyzer: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("critical", "warning", "info"))
+        + " findings"
+    )
+    if fail_on is not None and len(at_or_above(table, fail_on.value)):
+        raise typer.Exit(1)
+
+
+FINDING_COLUMNS = ("severity", "kind", "title", "first_seen_utc", "sessions", "cause")
 CHOICE_COLUMNS = (
     "connector",
     "thumbprint",

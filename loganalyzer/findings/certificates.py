@@ -1,0 +1,332 @@
+"""Certificate and connector findings: expired or expiring certificates, unknown, self-signed or
+weak ones, a presented certificate that changed, a connector that selects no valid certificate,
+and connector settings that contradict what the logs show."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from loganalyzer.certs import certificate_key, connector_choices, status_at
+from loganalyzer.findings.model import Context, Finding, evidence_of
+from loganalyzer.findings.tls import groups, with_peer
+from loganalyzer.inventory.records import CertificateRecord
+
+WEAK_HASHES = ("sha1", "md5")
+MIN_RSA_BITS = 2048
+
+
+def _inventory_by_key(ctx: Context) -> dict[str, CertificateRecord]:
+    by_key: dict[str, CertificateRecord] = {}
+    for record in ctx.inventory:
+        key = certificate_key(record.thumbprint, record.issuer, record.serial)
+        if key and (key not in by_key or record.der is not None):
+            by_key[key] = record
+    return by_key
+
+
+def _local_certs(ctx: Context) -> pd.DataFrame:
+    """Sessions that presented a local certificate, with its join ``key`` and known validity."""
+    sessions = ctx.sessions
+    rows = sessions[
+        sessions["local_cert_thumbprint"].notna() | sessions["local_cert_serial"].notna()
+    ]
+    if rows.empty:
+        return rows.assign(key=pd.Series(dtype="string"))
+    keys = [
+        certificate_key(t if isinstance(t, str) else None, i if isinstance(i, str) else None,
+                        s if isinstance(s, str) else None)
+        for t, i, s in zip(
+            rows["local_cert_thumbprint"], rows["local_cert_issuer"], rows["local_cert_serial"],
+            strict=True,
+        )
+    ]  # fmt: skip
+    return rows.assign(key=keys).dropna(subset=["key"])
+
+
+def _not_after(row, inventory: dict[str, CertificateRecord]):
+    value = row.local_cert_not_after_utc
+    if not pd.isna(value):
+        return pd.Timestamp(value)
+    record = inventory.get(row.key)
+    return pd.Timestamp(record.not_after_utc) if record and record.not_after_utc else None
+
+
+def cert_expired_in_use(ctx: Context) -> list[Finding]:
+    """Sessions that presented one of our certificates after it had expired."""
+    inventory = _inventory_by_key(ctx)
+    rows = _local_certs(ctx)
+    expired = [
+        index
+        for index, row in zip(rows.index, rows.itertuples(index=False), strict=True)
+        if (after := _not_after(row, inventory)) is not None and pd.Timestamp(row.start_utc) > after
+    ]
+    found = []
+    rows = rows.loc[expired]
+    if rows.empty:
+        return found
+    for (server, direction, connector, key), group in rows.groupby(
+        [rows[c].astype("string").fillna("") for c in ("server", "direction", "connector")]
+        + [rows["key"]]
+    ):
+        first = group.iloc[0]
+        after = _not_after(first, inventory)
+        found.append(
+            Finding(
+                kind="cert_expired_in_use",
+                title=f"Expired certificate {first.local_cert_subject or key} presented on "
+                f"{direction} connector '{connector}' ({server or 'unknown server'})",
+                cause=f"the certificate (thumbprint {key}) expired at {after.isoformat()}",
+                server=server or None,
+                direction=direction or None,
+                connector=connector or None,
+                cert_thumbprint=first.local_cert_thumbprint,
+                first_seen_utc=group["start_utc"].min(),
+                last_seen_utc=group["end_utc"].max(),
+                sessions=len(group),
+                evidence=evidence_of(group),
+                details={"not_after_utc": after.isoformat()},
+            )
+        )
+    return found
+
+
+def cert_expiring(ctx: Context) -> list[Finding]:
+    """Inventory certificates (ours) that expire within the window of ``now``."""
+    found = []
+    window, urgent = ctx.options.expiring_within, ctx.options.expiring_critical_within
+    for key, record in _inventory_by_key(ctx).items():
+        after = record.not_after_utc
+        if after is None or status_at(record.not_before_utc, after, ctx.now) != "expiring":
+            continue
+        left = after - ctx.now
+        if left > window:
+            continue
+        found.append(
+            Finding(
+                kind="cert_expiring",
+                severity="critical" if left <= urgent else "warning",
+                title=f"Certificate {record.subject} expires in {left.days} days "
+                f"({after:%Y-%m-%d})",
+                cert_thumbprint=record.thumbprint,
+                server=record.server,
+                cause=f"NotAfter {after.isoformat()}",
+                evidence=[record.source],
+                details={"not_after_utc": after.isoformat(), "days_left": left.days, "key": key},
+            )
+        )
+    return found
+
+
+def cert_not_in_inventory(ctx: Context) -> list[Finding]:
+    """Certificates our servers presented that the inventory does not know (with an inventory)."""
+    if not ctx.inventory:
+        return []
+    inventory = _inventory_by_key(ctx)
+    rows = _local_certs(ctx)
+    rows = rows[~rows["key"].isin(inventory)]
+    found = []
+    for (key,), group in groups(rows, ["key"]):
+        first = group.iloc[0]
+        found.append(
+            Finding(
+                kind="cert_not_in_inventory",
+                title=f"Presented certificate {first.local_cert_subject or key} "
+                "is not in the inventory",
+                cert_thumbprint=first.local_cert_thumbprint,
+                server=first.server,
+                first_seen_utc=group["start_utc"].min(),
+                last_seen_utc=group["end_utc"].max(),
+                sessions=len(group),
+                evidence=evidence_of(group),
+                details={"key": key},
+            )
+        )
+    return found
+
+
+def self_signed_external(ctx: Context) -> list[Finding]:
+    """A self-signed certificate presented to or by a peer outside the internal networks."""
+    sessions = with_peer(ctx.sessions)
+    found = []
+    for side, verb in (("local", "presented to"), ("remote", "presented by")):
+        subject, issuer = sessions[f"{side}_cert_subject"], sessions[f"{side}_cert_issuer"]
+        self_signed = subject.notna() & (subject == issuer)
+        external = sessions["remote_ip"].map(lambda ip: ctx.is_internal(ip) is False)
+        rows = sessions[self_signed.fillna(False) & external.astype(bool)]
+        for (peer, subject_text), group in groups(rows, ["peer", f"{side}_cert_subject"]):
+            found.append(
+                Finding(
+                    kind="self_signed_external",
+                    title=f"Self-signed certificate {subject_text} {verb} external peer {peer}",
+                    server=group.iloc[0].server,
+                    direction=group.iloc[0].direction,
+                    connector=group.iloc[0].connector,
+                    remote=peer,
+                    cert_thumbprint=group.iloc[0][f"{side}_cert_thumbprint"],
+                    first_seen_utc=group["start_utc"].min(),
+                    last_seen_utc=group["end_utc"].max(),
+                    sessions=len(group),
+                    evidence=evidence_of(group),
+                    details={"side": side},
+                )
+            )
+    return found
+
+
+def weak_certificate(ctx: Context) -> list[Finding]:
+    """Inventory certificates with an RSA key under 2048 bits or a SHA-1/MD5 signature."""
+    found = []
+    for record in _inventory_by_key(ctx).values():
+        reasons = []
+        if record.key_type == "RSA" and record.key_bits and record.key_bits < MIN_RSA_BITS:
+            reasons.append(f"RSA {record.key_bits} bits")
+        if record.signature_hash in WEAK_HASHES:
+            reasons.append(f"{record.signature_hash.upper()} signature")
+        if reasons:
+            found.append(
+                Finding(
+                    kind="weak_certificate",
+                    title=f"Weak certificate {record.subject}: {', '.join(reasons)}",
+                    cert_thumbprint=record.thumbprint,
+                    server=record.server,
+                    cause=", ".join(reasons),
+                    evidence=[record.source],
+                )
+            )
+    return found
+
+
+def cert_changed(ctx: Context) -> list[Finding]:
+    """The certificate a connector presents changed at time T (before/after thumbprints)."""
+    rows = _local_certs(ctx).sort_values("start_utc", kind="stable")
+    found = []
+    scope = ["server", "direction", "connector"]
+    for key, group in groups(rows, scope):
+        previous = None
+        for row in group.itertuples(index=False):
+            if previous is not None and row.key != previous.key:
+                found.append(
+                    Finding(
+                        kind="cert_changed",
+                        title=f"Certificate presented on {key[1]} connector '{key[2]}' "
+                        f"({key[0] or 'unknown server'}) changed",
+                        server=key[0] or None,
+                        direction=key[1] or None,
+                        connector=key[2] or None,
+                        cert_thumbprint=row.local_cert_thumbprint,
+                        first_seen_utc=row.start_utc,
+                        last_seen_utc=row.start_utc,
+                        sessions=1,
+                        evidence=[f"{previous.file}:{previous.line}", f"{row.file}:{row.line}"],
+                        details={
+                            "before": previous.local_cert_thumbprint,
+                            "after": row.local_cert_thumbprint,
+                            "before_subject": previous.local_cert_subject,
+                            "after_subject": row.local_cert_subject,
+                            "before_issuer": previous.local_cert_issuer,
+                            "after_issuer": row.local_cert_issuer,
+                        },
+                    )
+                )
+            previous = row
+    return found
+
+
+def connector_cert_missing(ctx: Context) -> list[Finding]:
+    """A connector whose TlsCertificateName (or FQDN) selects no valid certificate at ``now``."""
+    if not ctx.connectors or not ctx.inventory:
+        return []
+    choices = connector_choices(ctx.connectors, ctx.inventory, now=ctx.now)
+    found = []
+    for connector, group in choices.groupby("connector", sort=True):
+        chosen = group[group["chosen"].fillna(False)]
+        first = group.iloc[0]
+        names = first.tls_certificate_name if isinstance(first.tls_certificate_name, str) else None
+        if chosen.empty:
+            cause = (
+                f"{'TlsCertificateName ' + names if names else 'its FQDN'} matches no certificate"
+            )
+        elif chosen.iloc[0].status in ("expired", "not_yet_valid"):
+            cause = (
+                f"{'TlsCertificateName' if names else 'its FQDN'} selects only "
+                f"{chosen.iloc[0].thumbprint}, which is {chosen.iloc[0].status} "
+                f"at {ctx.now:%Y-%m-%d %H:%M}Z"
+            )
+        else:
+            continue
+        found.append(
+            Finding(
+                kind="connector_cert_missing",
+                title=f"Connector {connector} has no valid certificate",
+                server=first.server if isinstance(first.server, str) else None,
+                direction="send" if first.kind == "send" else "receive",
+                connector=first["name"],
+                cause=cause,
+                details={
+                    "tls_certificate_name": names,
+                    "candidates": group["thumbprint"].dropna().tolist(),
+                },
+            )
+        )
+    return found
+
+
+def connector_tls_mismatch(ctx: Context) -> list[Finding]:
+    """Connector settings that contradict the logs: RequireTLS towards peers that never offer
+    STARTTLS, IgnoreSTARTTLS set."""
+    found = []
+    sessions = with_peer(ctx.sessions)
+    for connector in ctx.connectors:
+        if connector.kind != "send":
+            continue
+        if connector.ignore_starttls:
+            found.append(
+                Finding(
+                    kind="connector_tls_mismatch",
+                    title=f"Send connector '{connector.name}' has IgnoreSTARTTLS set: "
+                    "it never uses TLS",
+                    connector=connector.name,
+                    server=connector.server,
+                    direction="send",
+                    evidence=[connector.source],
+                    details={"setting": "IgnoreSTARTTLS"},
+                )
+            )
+        if connector.require_tls:
+            rows = sessions[
+                (sessions["direction"] == "send")
+                & (sessions["connector"] == connector.name)
+                & (sessions["starttls_offered"] == False)  # noqa: E712 - Arrow booleans
+            ]
+            if len(rows):
+                found.append(
+                    Finding(
+                        kind="connector_tls_mismatch",
+                        title=f"Send connector '{connector.name}' requires TLS but "
+                        f"{rows['peer'].nunique()} peers do not offer STARTTLS",
+                        connector=connector.name,
+                        server=connector.server,
+                        direction="send",
+                        first_seen_utc=rows["start_utc"].min(),
+                        last_seen_utc=rows["end_utc"].max(),
+                        sessions=len(rows),
+                        evidence=[connector.source, *evidence_of(rows)],
+                        details={
+                            "setting": "RequireTLS",
+                            "peers": sorted(rows["peer"].unique())[:10],
+                        },
+                    )
+                )
+    return found
+
+
+RULES = [
+    cert_expired_in_use,
+    cert_expiring,
+    cert_not_in_inventory,
+    self_signed_external,
+    weak_certificate,
+    cert_changed,
+    connector_cert_missing,
+    connector_tls_mismatch,
+]

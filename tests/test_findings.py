@@ -1,0 +1,117 @@
+"""Findings over the sample logs and inventory, and the findings command's exit codes.
+
+The sample logs (sample_logs/README.md) contain a fallback, plaintext mail, TLS failures
+(a local UnknownCredentials fault among them), legacy TLS 1.0/1.1/SSL 3 partners, a weak
+cipher, a RequireTLS connector towards a peer without STARTTLS, and certificates that changed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+import loganalyzer
+from loganalyzer.cli import app
+from loganalyzer.findings import at_or_above, find_issues
+from loganalyzer.inventory.reader import read_files
+from tests.conftest import SAMPLE_LOGS
+
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sample_findings():
+    sessions = loganalyzer.read_sessions(SAMPLE_LOGS / "exchange")
+    inventory = read_files([SAMPLE_LOGS / "inventory"], pfx_password=b"loganalyzer-sample")
+    return find_issues(sessions, inventory.certificates, inventory.connectors, now=NOW)
+
+
+def _kind(df, kind):
+    return df[df["kind"] == kind]
+
+
+def test_fallback_plaintext_failures_and_legacy(sample_findings):
+    fallback = _kind(sample_findings, "tls_fallback")
+    assert set(fallback["remote"]) >= {"mx.example.net"}
+    row = fallback[fallback["remote"] == "mx.example.net"].iloc[0]
+    assert row.sessions == 2 and row.severity == "warning" and "IllegalMessage" in row.cause
+    assert all(":" in e for e in row.evidence)
+    failures = _kind(sample_findings, "tls_failure")
+    local = failures[failures["details"].str.contains('"fault": "local"')]
+    assert "Outbound to Office 365" in set(local["connector"])
+    assert "a local fault" in local.iloc[0].cause
+    legacy = _kind(sample_findings, "legacy_tls")
+    versions = {v for d in legacy["details"] for v in json.loads(d)["versions"]}
+    assert versions == {"SSL3", "TLS1.0", "TLS1.1"}
+    plain = _kind(sample_findings, "plaintext")
+    assert len(plain) >= 3 and set(plain["severity"]) == {"info"}
+
+
+def test_connector_and_certificate_findings(sample_findings, tmp_path):
+    expiring = _kind(sample_findings, "cert_expiring")
+    assert any("*.corp.example.com" in t for t in expiring["title"])
+    assert expiring.iloc[0].severity == "warning"  # 18 days left: not yet critical
+    external = _kind(sample_findings, "self_signed_external")
+    assert list(external["remote"]) == ["legacy.example.org"]
+    # A changed certificate, a RequireTLS connector towards a peer without STARTTLS, and a
+    # connector whose TlsCertificateName selects nothing valid.
+    from loganalyzer.inventory.records import ConnectorRecord
+    from tests.helpers import Session, write_log
+
+    rows = []
+    for i, thumb in enumerate(["A" * 40, "A" * 40, "B" * 40]):
+        s = Session("Secure Partner Send", f"08DE2D5A0000060{i}", "10.0.0.5:5000", "203.0.113.7:25",
+                    f"06:0{i}:00")  # fmt: skip
+        s.add("+").add("<", "220 relay.example.org ESMTP").add("<", "250 relay.example.org")
+        s.add(">", "STARTTLS").add("*", "", "Sending certificate")
+        s.add("*", "CN=mail.corp.example.com", "Certificate subject")
+        s.add("*", thumb, "Certificate thumbprint").add("-", "", "Local")
+        rows += s.rows
+    write_log(tmp_path / "SEND.LOG", rows, kind="Send")
+    sessions = loganalyzer.read_sessions(tmp_path, server="EX01")
+    require = ConnectorRecord(
+        source="c.txt:1",
+        kind="send",
+        name="Secure Partner Send",
+        server="EX01",
+        require_tls=True,
+        tls_cert_issuer="CN=Nobody CA",
+        tls_cert_subject="CN=nothing",
+    )
+    inventory = read_files([SAMPLE_LOGS / "inventory"], pfx_password=b"loganalyzer-sample")
+    found = find_issues(sessions, inventory.certificates, [require], now=NOW)
+    changed = _kind(found, "cert_changed").iloc[0]
+    assert json.loads(changed.details)["before"] == "A" * 40
+    assert json.loads(changed.details)["after"] == "B" * 40
+    mismatch = _kind(found, "connector_tls_mismatch").iloc[0]
+    assert "requires TLS but 1 peers do not offer STARTTLS" in mismatch.title
+    missing = _kind(found, "connector_cert_missing").iloc[0]
+    assert missing.severity == "critical" and "matches no certificate" in missing.cause
+    unknown = _kind(found, "cert_not_in_inventory")
+    assert set(unknown["cert_thumbprint"]) == {"A" * 40, "B" * 40}
+
+
+def test_order_and_fail_on(sample_findings):
+    ranks = {"critical": 0, "warning": 1, "info": 2}
+    order = [ranks[s] for s in sample_findings["severity"]]
+    assert order == sorted(order)
+    assert len(at_or_above(sample_findings, "info")) == len(sample_findings)
+    assert set(at_or_above(sample_findings, "warning")["severity"]) <= {"critical", "warning"}
+
+
+def test_findings_command_formats_and_exit_codes(tmp_path):
+    base = ["findings", str(SAMPLE_LOGS / "exchange"), "--now", "2026-11-27T06:00Z", "-q"]
+    result = runner.invoke(app, [*base, "-f", "jsonl"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    assert rows and {"kind", "severity", "evidence", "details"} <= set(rows[0])
+    assert runner.invoke(app, [*base, "--fail-on", "info"]).exit_code == 1
+    out = tmp_path / "findings.csv"
+    assert runner.invoke(app, [*base, "-f", "csv", "-o", str(out)]).exit_code == 0
+    assert out.read_text("utf-8").startswith("kind,severity,title")
+    table = runner.invoke(app, base)
+    assert table.exit_code == 0 and "tls_fallback" in table.stdout
