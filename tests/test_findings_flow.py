@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import loganalyzer
 from loganalyzer.findings.flow import RULES, mail_flow_halt, mail_flow_silence
@@ -314,6 +315,43 @@ def test_halt_of_failed_connects_is_a_network_cause(tmp_path):
     )
     assert f.details["failures_by_outcome"] == {"connect_failed": 4}
     assert f.messages == 0
+
+
+def verdict(n: int, minutes: float, rows: list[tuple[str, str, str]]) -> Session:
+    """A send session to mx1.example.net that ends with the given rows."""
+    s = send_start(n, minutes, OUT, "mx1.example.net", "198.51.100.7")
+    for event, data, context in rows:
+        s.add(event, data, context)
+    s.add("-", "", "Local")
+    return s
+
+
+UNTRUSTED = [
+    ("*", "", TLS12.format(side="CLIENT")),
+    ("*", "", "Outbound TLS authentication failed for auth level DomainValidation with error "
+              "UntrustedRoot"),
+]  # fmt: skip
+NO_STARTTLS = [
+    ("*", "", "Connector is configured to send mail only over TLS connections and remote "
+              "doesn't support TLS"),
+]  # fmt: skip
+BUSY = [("*", "", TLS12.format(side="CLIENT")), (">", "MAIL FROM:<a@corp.example.com>", ""),
+        ("<", "452 4.3.1 Insufficient system resources", "")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "cause"),
+    [
+        (UNTRUSTED, "the remote certificate is untrusted or does not match the name: Outbound TLS"),
+        (NO_STARTTLS, "STARTTLS required but not offered by the remote: Connector is configured"),
+        (BUSY, "452 4.3.1 Insufficient system resources (3 of 3 failed sessions)"),
+    ],
+)
+def test_halt_causes_from_the_errors(tmp_path, rows, cause):
+    df = sessions(tmp_path, send=[verdict(i, 6 * i, rows) for i in range(3)])
+    (f,) = mail_flow_halt(context(df))
+    assert f.cause.startswith(cause)
+    assert f.sessions == 3
 
 
 def test_short_or_interrupted_failures_are_no_halt(tmp_path):

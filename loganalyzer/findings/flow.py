@@ -1,21 +1,30 @@
 """Mail-flow findings: halts (sessions keep failing) and silences (a connector goes quiet).
 
 ``mail_flow_halt``: per server, direction, connector and peer (the peer's domain: the last two
-labels of ``remote_host``; an IP-only session takes the domain other sessions of the connector
-show for that IP, else the remote IP), a run of failed sessions with no successful one in
-between. Failed: outcome ``tls_failed`` or ``connect_failed``, or a 4xx/5xx ``last_error`` with
-nothing delivered. Successful: ``delivered > 0``, or a ``tls``/``plaintext`` session that issued
-MAIL FROM and did not fail. A run is a halt with at least ``Options.halt_min_sessions`` failures
-and at least ``Options.halt_min_duration`` from the first failure's start to the last one's.
+labels of ``remote_host``; a session without a host name takes the domain other sessions of the
+connector show for its IP, else the ``Destination domain`` of a failed connect, else the remote
+IP), a run of failed sessions with no successful one in between. Failed: outcome ``tls_failed``
+or ``connect_failed``, or a 4xx/5xx ``last_error`` with nothing delivered. Successful:
+``delivered > 0``, or a ``tls``/``plaintext`` session that issued MAIL FROM and did not fail.
+A run is a halt with at least ``Options.halt_min_sessions`` failures and at least
+``Options.halt_min_duration`` from the first failure's start to the last one's. ``cause`` is the
+best of ``details["causes"]`` (all that apply, in this order): the presented certificate had
+expired; it changed since the last success (renewal); the connector's TlsCertificateName selects
+no valid certificate; UnknownCredentials/NoCredentials; the remote certificate was rejected;
+STARTTLS required but not offered (or not used); the network; else the commonest error.
 
-``mail_flow_silence``: a connector with at least ``MIN_STEADY_SESSIONS`` sessions that then has
-none for at least ``max(silence_min_gap, silence_gap_factor x its median gap)`` while other
-connectors of the same server and direction still have sessions (critical). A gap in which the
-whole server and direction has no sessions is a log-coverage gap (severity info). A receive
-connector that offered STARTTLS and then, in at least ``STARTTLS_STOP_SESSIONS`` sessions in a
-row, does not offer it any more is reported as well (critical).
+``mail_flow_silence``: a connector that carried ``MIN_STEADY_SESSIONS`` sessions since its last
+silence and then has none for at least ``max(silence_min_gap, silence_gap_factor x its median
+gap between session starts)`` while other connectors of the same server and direction still
+have sessions (critical; ``ongoing`` when it lasts to the end of that server's logs). A gap in
+which the whole server and direction has no sessions is a log-coverage gap (severity info,
+``details["coverage_gap"]``); the part of a connector's gap that falls in one does not count.
+A receive connector that offered STARTTLS and then does not offer it in
+``STARTTLS_STOP_SESSIONS`` sessions in a row (sessions with an EHLO/HELO name; the table cannot
+tell a HELO client, which is never offered STARTTLS, from an EHLO one) is reported too
+(critical, ``details["starttls_stopped"]``).
 
-Times in ``details`` are ISO 8601 text with ``Z``.
+Times in ``details`` are ISO 8601 text with ``Z``; durations are seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from loganalyzer.certs import certificate_key
 from loganalyzer.findings.model import Context, Finding, evidence_of
@@ -106,12 +116,17 @@ def mail_flow_halt(ctx: Context) -> list[Finding]:
     )  # fmt: skip
     presented = _presented_when_ok(s)
     inventory = _inventory_by_key(ctx.inventory)
+    positions = np.concatenate([np.arange(first[k], after[k]) for k in wanted])
+    records = _records(fails.iloc[positions])
+    where = fails[["file", "line"]]  # (narrow: evidence_of slices it per finding)
     found = []
+    offset = 0
     for k in wanted:
         a, b = int(first[k]), int(after[k])
-        rows = fails.iloc[a:b]
+        rows = records[offset : offset + b - a]
+        offset += b - a
         end = next_success.get((int(group[a]), int(run[a]) + 1))
-        found.append(_halt(ctx, rows, _records(rows), end, presented, inventory))
+        found.append(_halt(ctx, where.iloc[a:b], rows, end, presented, inventory))
     return found
 
 
@@ -393,9 +408,6 @@ def mail_flow_silence(ctx: Context) -> list[Finding]:
     s = s.sort_values(["_server", "_direction", "start_utc"], kind="stable").reset_index(drop=True)
     found: list[Finding] = []
     for (server, direction), rows in s.groupby(["_server", "_direction"], sort=True):
-        rows = rows[rows["start_utc"].notna()]
-        if rows.empty:
-            continue
         rows = rows.reset_index(drop=True)
         coverage = _coverage_gaps(ctx, server, direction, rows)
         found += coverage
@@ -429,11 +441,11 @@ def _gaps(
     starts of at least ``max(silence_min_gap, silence_gap_factor x median of the gaps before)``
     that follows a steady rate: MIN_STEADY_SESSIONS sessions since the previous such gap. With
     ``end_of_logs``, also the gap from the last session to it (``ongoing``)."""
-    starts = rows["start_utc"].astype("datetime64[us, UTC]").to_numpy(dtype="datetime64[us]")
+    starts = _micros(rows["start_utc"])
     if len(starts) < MIN_STEADY_SESSIONS:
         return []
     gaps = np.diff(starts)
-    floor = np.timedelta64(int(ctx.options.silence_min_gap.total_seconds() * 1e6), "us")
+    floor = int(ctx.options.silence_min_gap.total_seconds() * 1e6)
     out = []
     previous = -1  # index of the previous long gap: the steady rate counts from after it
     for i in np.flatnonzero(gaps >= floor):
@@ -441,24 +453,24 @@ def _gaps(
         if gaps[i] < threshold:
             continue
         if i - previous >= MIN_STEADY_SESSIONS:
-            out.append((int(i), pd.Timedelta(gaps[i]), pd.Timedelta(threshold), False))
+            gap = pd.Timedelta(int(gaps[i]), unit="us")
+            out.append((int(i), gap, pd.Timedelta(threshold, unit="us"), False))
         previous = int(i)
     last = len(starts) - 1
     if end_of_logs is not None and last - previous >= MIN_STEADY_SESSIONS:
-        gap = pd.Timestamp(end_of_logs) - pd.Timestamp(starts[-1], tz="UTC")
-        threshold = pd.Timedelta(_threshold(ctx, gaps))
+        gap = pd.Timedelta(_micro(end_of_logs) - int(starts[-1]), unit="us")
+        threshold = pd.Timedelta(_threshold(ctx, gaps), unit="us")
         if gap >= threshold:
             out.append((last, gap, threshold, True))
     return out
 
 
-def _threshold(ctx: Context, gaps: np.ndarray) -> np.timedelta64:
-    floor = np.timedelta64(int(ctx.options.silence_min_gap.total_seconds() * 1e6), "us")
+def _threshold(ctx: Context, gaps: np.ndarray) -> int:
+    """max(silence_min_gap, silence_gap_factor x median gap), in µs."""
+    floor = int(ctx.options.silence_min_gap.total_seconds() * 1e6)
     if len(gaps) == 0:
         return floor
-    median = np.median(gaps.astype("int64"))
-    scaled = np.timedelta64(int(median * ctx.options.silence_gap_factor), "us")
-    return max(floor, scaled)
+    return max(floor, int(np.median(gaps) * ctx.options.silence_gap_factor))
 
 
 def _coverage_gaps(ctx: Context, server: str, direction: str, rows: pd.DataFrame) -> list[Finding]:
@@ -573,41 +585,49 @@ def _starttls_stops(ctx: Context, server: str, connector: str, conn: pd.DataFram
     said_hello = conn[conn["helo"].notna() & (conn["outcome"] != "connect_failed")]
     if len(said_hello) < STARTTLS_STOP_SESSIONS + 1:
         return []
+    said_hello = said_hello.reset_index(drop=True)
     offered = said_hello["starttls_offered"].fillna(False).to_numpy(dtype=bool)
-    found = []
-    i, n = 0, len(offered)
-    seen_offer = False
-    while i < n:
-        if offered[i]:
-            seen_offer = True
-            i += 1
-            continue
-        j = i
-        while j < n and not offered[j]:
-            j += 1
-        if seen_offer and j - i >= STARTTLS_STOP_SESSIONS:
-            found.append(_starttls_stop(ctx, server, connector, said_hello, i, j))
-        i = j
-    return found
+    # runs of sessions without the offer: [first, after); one that starts at 0 follows no offer
+    edges = np.diff(np.concatenate([[0], (~offered).astype(np.int8), [0]]))
+    runs = zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+    inventory = _inventory_by_key(ctx.inventory)
+    # position of the last session (at or before each one) that presented a certificate
+    shown = said_hello["local_cert_thumbprint"].notna().to_numpy(dtype=bool)
+    last_shown = np.maximum.accumulate(np.where(shown, np.arange(len(shown)), -1))
+    return [
+        _starttls_stop(
+            ctx, server, connector, said_hello, int(i), int(j), int(last_shown[i - 1]), inventory
+        )
+        for i, j in runs
+        if i > 0 and j - i >= STARTTLS_STOP_SESSIONS
+    ]
 
 
 def _starttls_stop(
-    ctx: Context, server: str, connector: str, rows: pd.DataFrame, i: int, j: int
+    ctx: Context,
+    server: str,
+    connector: str,
+    rows: pd.DataFrame,
+    i: int,
+    j: int,
+    shown: int,
+    inventory: dict[str, CertificateRecord],
 ) -> Finding:
+    """The sessions ``rows[i:j]`` had no STARTTLS offer; ``rows[shown]`` is the last one
+    before them that presented a certificate (-1: none)."""
     run = rows.iloc[i:j]
-    before = rows.iloc[:i]
     start = _ts(run.iloc[0]["start_utc"])
     last = _ts(run["end_utc"].fillna(run["start_utc"]).max())
     ongoing = j >= len(rows)
     end = None if ongoing else _ts(rows.iloc[j]["start_utc"])
     causes = ["STARTTLS no longer offered: the connector has no usable certificate (event 12014)"]
-    presented = before["local_cert_thumbprint"].dropna()
-    thumbprint = presented.iloc[-1] if len(presented) else None
-    if thumbprint is not None:
-        row = before[before["local_cert_thumbprint"] == thumbprint].iloc[-1]
+    thumbprint = None
+    if shown >= 0:
+        row = rows.iloc[shown]
+        thumbprint = row["local_cert_thumbprint"]
         after = _ts(row["local_cert_not_after_utc"])
         if after is None:
-            record = _inventory_by_key(ctx.inventory).get(thumbprint)
+            record = inventory.get(thumbprint)
             after = record.not_after_utc if record else None
         if after is not None and after < start:
             causes.append(
@@ -642,7 +662,7 @@ def _starttls_stop(
             "end": _iso(end) if end is not None else None,
             "ongoing": ongoing,
             "duration_s": ((end or last) - start).total_seconds(),
-            "last_offered_utc": _iso(_ts(before.iloc[-1]["start_utc"])),
+            "last_offered_utc": _iso(_ts(rows.iloc[i - 1]["start_utc"])),
             "causes": causes,
         },
     )
@@ -725,6 +745,7 @@ def _prepared(sessions: pd.DataFrame | None) -> pd.DataFrame:
     if sessions is None or sessions.empty:
         return pd.DataFrame()
     s = sessions[[c for c in _COLUMNS if c in sessions.columns]].copy()
+    s.attrs = {}  # (read statistics: pandas would deep-copy them on every slice)
     for column in ("server", "direction", "connector"):
         s[f"_{column}"] = s[column].astype("string").fillna("").to_numpy(dtype=object)
     return s[s["start_utc"].notna()]
@@ -737,11 +758,17 @@ def _dominant(values) -> str | None:
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of plain values: None for missing, datetimes for timestamps."""
-    columns = {c: [_plain(v) for v in rows[c].tolist()] for c in rows.columns}
+    """Rows as dicts of plain values: None for missing, timezone-aware datetimes."""
+    columns = {c: _plain_values(rows[c]) for c in rows.columns}
     return [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
+
+
+def _plain_values(values: pd.Series) -> list:
+    if isinstance(values.dtype, pd.ArrowDtype):
+        return pa.chunked_array(values.array.__arrow_array__()).to_pylist()
+    return [_plain(v) for v in values.tolist()]
 
 
 def _plain(value):
@@ -756,6 +783,10 @@ def _plain(value):
 
 def _micros(values: pd.Series) -> np.ndarray:
     """Timestamps as µs since the epoch (int64)."""
+    if isinstance(values.dtype, pd.ArrowDtype):
+        chunks = pa.chunked_array(values.array.__arrow_array__())
+        micros = chunks.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0)
+        return micros.to_numpy()
     return values.astype("datetime64[us, UTC]").to_numpy(dtype="datetime64[us]").astype("int64")
 
 
