@@ -55,6 +55,9 @@ def test_connector_and_certificate_findings(sample_findings, tmp_path):
     expiring = _kind(sample_findings, "cert_expiring")
     assert any("*.corp.example.com" in t for t in expiring["title"])
     assert expiring.iloc[0].severity == "warning"  # 18 days left: not yet critical
+    mismatch = _kind(sample_findings, "cert_name_mismatch")
+    assert set(mismatch["remote"]) == {"mail.fabrikam.example", "mail2.fabrikam.example"}
+    assert "remote banner host (hint)" in mismatch.iloc[0].cause
     external = _kind(sample_findings, "self_signed_external")
     assert list(external["remote"]) == ["legacy.example.org"]
     # A changed certificate, a RequireTLS connector towards a peer without STARTTLS, and a

@@ -9,6 +9,7 @@ import pandas as pd
 from loganalyzer.certs import certificate_key, connector_choices, status_at
 from loganalyzer.findings.model import Context, Finding, evidence_of
 from loganalyzer.findings.tls import groups, with_peer
+from loganalyzer.inventory.dn import host_matches
 from loganalyzer.inventory.records import CertificateRecord
 
 WEAK_HASHES = ("sha1", "md5")
@@ -320,7 +321,95 @@ def connector_tls_mismatch(ctx: Context) -> list[Finding]:
     return found
 
 
+def _covers(name: str, subject: str | None, sans) -> bool:
+    """Does a certificate (CN and SAN DNS names) cover ``name`` (wildcards allowed)?"""
+    names = [n for n in (sans if sans is not None and not _missing(sans) else [])]
+    cn = _cn(subject)
+    if cn:
+        names.append(cn)
+    return any(host_matches(n, name) for n in names)
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _cn(subject) -> str | None:
+    if not isinstance(subject, str):
+        return None
+    for part in subject.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.upper() == "CN":
+            return value.strip().strip('"')
+    return None
+
+
+def _name_in_use(direction: str, record) -> tuple[str | None, str]:
+    """The name a certificate must cover, and where it comes from (None: the banner host)."""
+    if direction == "receive":
+        return (record.fqdn if record else None), "connector FQDN"
+    if record is not None and record.tls_domain:
+        return record.tls_domain, "connector TlsDomain"
+    if record is not None and len(record.smart_hosts) == 1:
+        return record.smart_hosts[0], "connector smart host"
+    return None, "remote banner host (hint)"
+
+
+def cert_name_mismatch(ctx: Context) -> list[Finding]:
+    """The certificate presented does not cover the name in use.
+
+    Receive: our certificate against the connector's FQDN (needs the connector export). Send:
+    the peer's certificate against the connector's TlsDomain, else its single smart host, else
+    the host name of the remote banner (a hint only: ``details.basis`` says which).
+    """
+    sessions = with_peer(ctx.sessions)
+    connectors = {(c.kind, c.name, c.server): c for c in ctx.connectors}
+    found = []
+    for key, group in groups(sessions, ["server", "direction", "connector"]):
+        server, direction, connector = key
+        record = connectors.get((direction, connector, server or None)) or connectors.get(
+            (direction, connector, None)
+        )
+        fixed, basis = _name_in_use(direction, record)
+        if direction == "receive" and fixed is None:
+            continue
+        side = "local" if direction == "receive" else "remote"
+        bad = []
+        for index, row in zip(group.index, group.itertuples(index=False), strict=True):
+            subject = getattr(row, f"{side}_cert_subject")
+            name = fixed or row.remote_host
+            sans = getattr(row, f"{side}_cert_sans")
+            named = isinstance(subject, str) and isinstance(name, str) and bool(name)
+            if named and not _covers(name, subject, sans):
+                bad.append((index, name, subject))
+        if not bad:
+            continue
+        marks = pd.DataFrame(bad, columns=["index", "_name", "_subject"]).set_index("index")
+        rows = group.loc[marks.index].join(marks)
+        for (name, subject), part in rows.groupby(["_name", "_subject"]):
+            found.append(
+                Finding(
+                    kind="cert_name_mismatch",
+                    title=f"Certificate {subject} does not cover {name} ({direction} connector "
+                    f"'{connector}' on {server or 'unknown server'})",
+                    server=server or None,
+                    direction=direction or None,
+                    connector=connector or None,
+                    remote=part.iloc[0].peer,
+                    cert_thumbprint=part.iloc[0][f"{side}_cert_thumbprint"],
+                    first_seen_utc=part["start_utc"].min(),
+                    last_seen_utc=part["end_utc"].max(),
+                    sessions=len(part),
+                    cause=f"the name in use is {name} ({basis})",
+                    evidence=evidence_of(part),
+                    details={"name": name, "basis": basis, "side": side},
+                )
+            )
+    return found
+
+
 RULES = [
+    cert_name_mismatch,
     cert_expired_in_use,
     cert_expiring,
     cert_not_in_inventory,
