@@ -105,10 +105,18 @@ def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
         writer.writerow([_csv_cell(v) for v in row])
 
 
+#: Wider cells for the columns a person reads first.
+_WIDE = {"title": 100, "cause": 70, "reason": 70}
+
+
 def write_table(df: pd.DataFrame, out: IO[str], columns=TABLE_COLUMNS, width: int = 40) -> None:
     """A fixed-width text table of the main columns, safe for a terminal."""
     columns = [c for c in columns if c in df.columns]
-    cells = [[_table_cell(v, width) for v in row] for row in df[columns].itertuples(index=False)]
+    widths = [_WIDE.get(c, width) for c in columns]
+    cells = [
+        [_table_cell(v, w) for v, w in zip(row, widths, strict=True)]
+        for row in df[columns].itertuples(index=False)
+    ]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     for row in cells:
