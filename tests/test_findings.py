@@ -118,3 +118,81 @@ def test_findings_command_formats_and_exit_codes(tmp_path):
     assert out.read_text("utf-8").startswith("kind,severity,title")
     table = runner.invoke(app, base)
     assert table.exit_code == 0 and "tls_fallback" in table.stdout
+
+
+def _send_with_cert(tmp_path, subject, sans="", start="06:00:00", sid="08DE2D5A00000701"):
+    from tests.helpers import Session, write_log
+
+    s = Session("Outbound to Office 365", sid, "10.0.0.5:5000", "203.0.113.80:25", start)
+    s.add("+").add("<", "220 contoso-example.mail.protection.example.net ESMTP")
+    s.add("<", "250-STARTTLS").add(">", "STARTTLS").add("*", "", "Sending certificate")
+    s.add("*", subject, "Certificate subject")
+    s.add("*", "CN=Example Issuing CA 2, O=Example Trust, C=US", "Certificate issuer name")
+    s.add("*", "0A", "Certificate serial number").add("*", "C" * 40, "Certificate thumbprint")
+    s.add("*", sans, "Certificate alternate names")
+    s.add("*", "", "TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk "
+          "encryption algorithm CALG_AES_256 with strength 256 bits, MAC hash algorithm "
+          "CALG_SHA_384 with strength 0 bits and key exchange algorithm CALG_ECDH_EPHEM with "
+          "strength 384 bits")  # fmt: skip
+    s.add(">", "MAIL FROM:<a@corp.example.com>").add(
+        "<", "250 2.6.0 <x@y> Queued mail for delivery"
+    )
+    s.add("-", "", "Local")
+    write_log(tmp_path / "SEND.LOG", s.rows, kind="Send")
+    return loganalyzer.read_sessions(tmp_path, server="EX01")
+
+
+def test_tenant_attribution_mismatch_and_its_absence(tmp_path):
+    from loganalyzer.inventory.records import ConnectorRecord
+
+    inbound = ConnectorRecord(source="exo.json#0", kind="inbound", name="From Example Corp",
+                              tls_sender_certificate_name="*.corp.example.com")  # fmt: skip
+    wrong = _send_with_cert(tmp_path / "a", "CN=mail.other.example", "mail.other.example")
+    found = find_issues(wrong, [], [inbound], now=NOW)
+    (row,) = _kind(found, "connector_tls_mismatch").itertuples()
+    assert "TenantAttribution" in row.cause and row.evidence[0] == "exo.json#0"
+    quiet = ConnectorRecord(source="c.txt:3", kind="receive", name="Client Frontend EX01",
+                            server="EX01", protocol_logging_level="None")  # fmt: skip
+    (logging,) = _kind(
+        find_issues(wrong, [], [quiet], now=NOW), "connector_tls_mismatch"
+    ).itertuples()
+    assert "protocol logging off" in logging.title
+    right = _send_with_cert(tmp_path / "b", "CN=hybrid.corp.example.com", "hybrid.corp.example.com")
+    assert _kind(find_issues(right, [], [inbound], now=NOW), "connector_tls_mismatch").empty
+
+
+def test_quiet_cases_give_no_findings(tmp_path):
+    """A clean TLS session: no fallback, plaintext, failure, legacy, halt or mismatch."""
+    sessions = _send_with_cert(tmp_path, "CN=hybrid.corp.example.com", "hybrid.corp.example.com")
+    found = find_issues(sessions, [], [], now=NOW)
+    assert set(found["kind"]) <= {"cert_name_mismatch"}  # banner host hint only
+    assert _kind(found, "cert_expiring").empty and _kind(found, "cert_changed").empty
+
+
+def test_renewal_with_identical_names_is_picked_up(tmp_path):
+    """TlsCertificateName pins names: a renewal with the same issuer and subject is chosen by
+    itself, so no connector_cert_missing even though the old certificate expired."""
+    from cryptography.hazmat.primitives import serialization
+
+    from loganalyzer.inventory.records import ConnectorRecord
+    from loganalyzer.inventory.x509 import read_certificate_file
+    from tests.certgen import issue, name
+
+    ca = issue(name("Example Issuing CA 2", "Example Trust"), serial=1)
+    subject = name("hybrid.corp.example.com", "Example Corp")
+    old = issue(subject, ca, sans=("hybrid.corp.example.com",), days=(-400, -1), serial=5)
+    new = issue(subject, ca, sans=("hybrid.corp.example.com",), days=(-10, 355), serial=6)
+    records = [
+        r
+        for c in (old, new)
+        for r in read_certificate_file(c.cert.public_bytes(serialization.Encoding.PEM), "x.pem")
+    ]
+    connector = ConnectorRecord(
+        source="c", kind="send", name="Outbound to Office 365",
+        tls_cert_issuer=records[0].issuer, tls_cert_subject=records[0].subject,
+    )  # fmt: skip
+    sessions = _send_with_cert(tmp_path, "CN=hybrid.corp.example.com", "hybrid.corp.example.com")
+    found = find_issues(sessions, records, [connector], now=NOW)
+    assert _kind(found, "connector_cert_missing").empty
+    old_only = find_issues(sessions, records[:1], [connector], now=NOW)
+    assert len(_kind(old_only, "connector_cert_missing")) == 1

@@ -272,12 +272,65 @@ def connector_cert_missing(ctx: Context) -> list[Finding]:
     return found
 
 
+def _tenant_attribution(ctx: Context, sessions: pd.DataFrame) -> list[Finding]:
+    """An Exchange Online inbound connector's TlsSenderCertificateName that the certificate our
+    send sessions present does not cover (the cause of ``550 5.7.64 TenantAttribution``)."""
+    found = []
+    for inbound in ctx.connectors:
+        domain = inbound.tls_sender_certificate_name
+        if inbound.kind != "inbound" or not domain:
+            continue
+        sent = sessions[(sessions["direction"] == "send") & sessions["local_cert_subject"].notna()]
+        for (connector, subject), group in groups(sent, ["connector", "local_cert_subject"]):
+            row = group.iloc[0]
+            names = [*(_names(row.local_cert_sans)), *filter(None, [_cn(subject)])]
+            if any(host_matches(domain, n) or host_matches(n, domain) for n in names):
+                continue
+            found.append(
+                Finding(
+                    kind="connector_tls_mismatch",
+                    title=f"Exchange Online inbound connector '{inbound.name}' expects a "
+                    f"certificate for {domain}; send connector '{connector}' presents {subject}",
+                    direction="send",
+                    connector=connector or None,
+                    server=row.server if isinstance(row.server, str) else None,
+                    cert_thumbprint=row.local_cert_thumbprint,
+                    first_seen_utc=group["start_utc"].min(),
+                    last_seen_utc=group["end_utc"].max(),
+                    sessions=len(group),
+                    cause="TlsSenderCertificateName is not covered by the certificate presented "
+                    "(550 5.7.64 TenantAttribution)",
+                    evidence=[inbound.source, *evidence_of(group)],
+                    details={"setting": "TlsSenderCertificateName", "domain": domain},
+                )
+            )
+    return found
+
+
 def connector_tls_mismatch(ctx: Context) -> list[Finding]:
-    """Connector settings that contradict the logs: RequireTLS towards peers that never offer
-    STARTTLS, IgnoreSTARTTLS set."""
+    """Connector settings that contradict the logs: an EXO inbound connector's
+    TlsSenderCertificateName our certificate does not cover, RequireTLS towards peers that never
+    offer STARTTLS, IgnoreSTARTTLS set."""
     found = []
     sessions = with_peer(ctx.sessions)
+    found += _tenant_attribution(ctx, sessions)
     for connector in ctx.connectors:
+        if connector.kind in ("send", "receive") and (
+            (connector.protocol_logging_level or "").casefold() == "none"
+        ):
+            found.append(
+                Finding(
+                    kind="connector_tls_mismatch",
+                    title=f"{connector.kind.capitalize()} connector '{connector.name}' has "
+                    "protocol logging off: no evidence of its sessions can exist",
+                    connector=connector.name,
+                    server=connector.server,
+                    direction=connector.kind,
+                    evidence=[connector.source],
+                    cause="ProtocolLoggingLevel None (set it to Verbose)",
+                    details={"setting": "ProtocolLoggingLevel"},
+                )
+            )
         if connector.kind != "send":
             continue
         if connector.ignore_starttls:
@@ -323,11 +376,16 @@ def connector_tls_mismatch(ctx: Context) -> list[Finding]:
 
 def _covers(name: str, subject: str | None, sans) -> bool:
     """Does a certificate (CN and SAN DNS names) cover ``name`` (wildcards allowed)?"""
-    names = [n for n in (sans if sans is not None and not _missing(sans) else [])]
+    names = _names(sans)
     cn = _cn(subject)
     if cn:
         names.append(cn)
     return any(host_matches(n, name) for n in names)
+
+
+def _names(value) -> list[str]:
+    """A SAN list cell (Arrow list, list or missing) as a list of names."""
+    return [] if value is None or _missing(value) else [str(v) for v in value]
 
 
 def _missing(value) -> bool:

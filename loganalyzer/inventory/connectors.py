@@ -724,6 +724,8 @@ def _fill_connector(record: ConnectorRecord, raw: _Raw, prefix: str | None) -> N
     record.require_tls = _bool(props.get("requiretls"), problems, "RequireTLS")
     record.tls_domain = _text(props.get("tlsdomain"), problems, "TlsDomain")
     record.ignore_starttls = _bool(props.get("ignorestarttls"), problems, "IgnoreSTARTTLS")
+    level = _text(props.get("protocollogginglevel"), problems, "ProtocolLoggingLevel")
+    record.protocol_logging_level = {"0": "None", "1": "Verbose"}.get(level or "", level)
     record.cloud_services_mail_enabled = _bool(
         props.get("cloudservicesmailenabled"), problems, "CloudServicesMailEnabled"
     )

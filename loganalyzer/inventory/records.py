@@ -75,6 +75,8 @@ class ConnectorRecord:
     - ``kind``: ``send``, ``receive``, ``inbound`` / ``outbound`` (Exchange Online), ``authconfig``.
     - ``tls_certificate_name``: the raw ``<I>issuer<S>subject`` text; ``tls_cert_issuer`` and
       ``tls_cert_subject`` are its two halves.
+    - ``protocol_logging_level``: ``None`` (the text) or ``Verbose``; with ``None`` the connector
+      writes no protocol log, so no evidence can exist.
     - ``auth_thumbprints``: for ``authconfig``, ``{"current": ..., "next": ..., "previous": ...}``.
     """
 
@@ -97,5 +99,6 @@ class ConnectorRecord:
     bindings: tuple[str, ...] = ()
     enabled: bool | None = None
     tls_sender_certificate_name: str | None = None
+    protocol_logging_level: str | None = None
     auth_thumbprints: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
