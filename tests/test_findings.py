@@ -196,3 +196,52 @@ def test_renewal_with_identical_names_is_picked_up(tmp_path):
     assert _kind(found, "connector_cert_missing").empty
     old_only = find_issues(sessions, records[:1], [connector], now=NOW)
     assert len(_kind(old_only, "connector_cert_missing")) == 1
+
+
+def test_weak_and_self_signed_certificates(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from loganalyzer.inventory.x509 import read_certificate_file
+    from tests.certgen import NOW as CERT_NOW
+    from tests.certgen import name
+
+    key = rsa.generate_private_key(65537, 1024)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("old.corp.example.com"))
+        .issuer_name(name("old.corp.example.com"))
+        .public_key(key.public_key())
+        .serial_number(9)
+        .not_valid_before(CERT_NOW)
+        .not_valid_after(CERT_NOW.replace(year=2030))
+        .sign(key, hashes.SHA256())  # cryptography no longer signs with SHA-1
+    )
+    weak = read_certificate_file(cert.public_bytes(serialization.Encoding.PEM), "old.pem")
+    weak[0].signature_hash = "sha1"  # as the certificate bytes of an old export would say
+    sessions = _send_with_cert(tmp_path, "CN=hybrid.corp.example.com", "hybrid.corp.example.com")
+    found = find_issues(sessions, weak, [], now=NOW)
+    (row,) = _kind(found, "weak_certificate").itertuples()
+    assert row.cause == "RSA 1024 bits, SHA1 signature"
+    # the session's certificate is not self-signed, and the peer is external: nothing
+    assert _kind(found, "self_signed_external").empty
+    # presented certificate unknown to a given inventory
+    assert len(_kind(found, "cert_not_in_inventory")) == 1
+    assert _kind(find_issues(sessions, [], [], now=NOW), "cert_not_in_inventory").empty
+
+
+def test_self_signed_only_towards_external_peers(tmp_path):
+    from tests.helpers import Session, write_log
+
+    rows = []
+    for i, remote in enumerate(["203.0.113.9:25", "10.1.2.3:25"]):
+        s = Session("Internet Send", f"08DE2D5A0000080{i}", "10.0.0.5:5000", remote, f"06:0{i}:00")
+        s.add("+").add("<", "220 peer.example.net ESMTP").add(">", "STARTTLS")
+        s.add("*", "", "Remote certificate").add("*", "CN=peer.example.net", "Certificate subject")
+        s.add("*", "CN=peer.example.net", "Certificate issuer name").add("-", "", "Local")
+        rows += s.rows
+    write_log(tmp_path / "SEND.LOG", rows, kind="Send")
+    found = find_issues(loganalyzer.read_sessions(tmp_path), [], [], now=NOW)
+    (row,) = _kind(found, "self_signed_external").itertuples()
+    assert row.remote == "peer.example.net" and row.sessions == 1  # the 10.x peer is internal
