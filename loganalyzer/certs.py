@@ -231,21 +231,31 @@ def _selects(connector: ConnectorRecord, cert: _Cert) -> bool:
     services = facts.get("services")
     if services is not None and "SMTP" not in services:
         return False  # found by FQDN only among certificates enabled for SMTP
-    names = list(facts.get("sans") or ())
-    cn = _common_name(facts.get("subject"))
-    if cn:
-        names.append(cn)
-    return any(host_matches(name, connector.fqdn) for name in names)
+    return covers(connector.fqdn, facts.get("subject"), facts.get("sans"))
 
 
-def _common_name(subject: str | None) -> str | None:
-    if not subject:
+def common_name(subject: str | None) -> str | None:
+    """The CN of a Windows-style DN (``CN=mail.example.com, O=...``), or None."""
+    if not isinstance(subject, str):
         return None
     for part in subject.split(","):
         key, _, value = part.strip().partition("=")
         if key.upper() == "CN":
             return value.strip().strip('"')
     return None
+
+
+def name_list(value) -> list[str]:
+    """A SAN cell (tuple, list, Arrow list or missing) as a list of names."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return []
+    return [str(v) for v in value]
+
+
+def covers(name: str, subject: str | None, sans) -> bool:
+    """Does a certificate (its CN and SAN names; wildcards allowed) cover the host ``name``?"""
+    names = [*name_list(sans), *filter(None, [common_name(subject)])]
+    return any(host_matches(n, name) for n in names)
 
 
 def choose_certificate(candidates: list[_Cert]) -> _Cert | None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loganalyzer.certs import certificate_key, connector_choices, status_at
+from loganalyzer.certs import (
+    certificate_key,
+    common_name,
+    connector_choices,
+    covers,
+    name_list,
+    status_at,
+)
 from loganalyzer.findings.model import Context, Finding, evidence_of
 from loganalyzer.findings.tls import groups, with_peer
 from loganalyzer.inventory.dn import host_matches
@@ -283,7 +290,7 @@ def _tenant_attribution(ctx: Context, sessions: pd.DataFrame) -> list[Finding]:
         sent = sessions[(sessions["direction"] == "send") & sessions["local_cert_subject"].notna()]
         for (connector, subject), group in groups(sent, ["connector", "local_cert_subject"]):
             row = group.iloc[0]
-            names = [*(_names(row.local_cert_sans)), *filter(None, [_cn(subject)])]
+            names = [*name_list(row.local_cert_sans), *filter(None, [common_name(subject)])]
             if any(host_matches(domain, n) or host_matches(n, domain) for n in names):
                 continue
             found.append(
@@ -374,34 +381,6 @@ def connector_tls_mismatch(ctx: Context) -> list[Finding]:
     return found
 
 
-def _covers(name: str, subject: str | None, sans) -> bool:
-    """Does a certificate (CN and SAN DNS names) cover ``name`` (wildcards allowed)?"""
-    names = _names(sans)
-    cn = _cn(subject)
-    if cn:
-        names.append(cn)
-    return any(host_matches(n, name) for n in names)
-
-
-def _names(value) -> list[str]:
-    """A SAN list cell (Arrow list, list or missing) as a list of names."""
-    return [] if value is None or _missing(value) else [str(v) for v in value]
-
-
-def _missing(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _cn(subject) -> str | None:
-    if not isinstance(subject, str):
-        return None
-    for part in subject.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.upper() == "CN":
-            return value.strip().strip('"')
-    return None
-
-
 def _name_in_use(direction: str, record) -> tuple[str | None, str]:
     """The name a certificate must cover, and where it comes from (None: the banner host)."""
     if direction == "receive":
@@ -438,7 +417,7 @@ def cert_name_mismatch(ctx: Context) -> list[Finding]:
             name = fixed or row.remote_host
             sans = getattr(row, f"{side}_cert_sans")
             named = isinstance(subject, str) and isinstance(name, str) and bool(name)
-            if named and not _covers(name, subject, sans):
+            if named and not covers(name, subject, sans):
                 bad.append((index, name, subject))
         if not bad:
             continue
