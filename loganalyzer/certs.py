@@ -403,17 +403,23 @@ def _row(cert: _Cert, now: datetime) -> dict:
     }
 
 
+def inventory_by_key(records: list[CertificateRecord]) -> dict[str, CertificateRecord]:
+    """Inventory records by join key; a record computed from the certificate bytes wins."""
+    by_key: dict[str, CertificateRecord] = {}
+    for record in records:
+        key = certificate_key(record.thumbprint, record.issuer, record.serial)
+        if key and (key not in by_key or record.der is not None):
+            by_key[key] = record
+    return by_key
+
+
 def session_certificate_facts(
     sessions: pd.DataFrame, inventory: list[CertificateRecord]
 ) -> pd.DataFrame:
     """Sessions with ``local_cert_in_inventory`` and validity of each side's certificate at the
     session's time (``*_cert_valid_at_session``), filling dates the log lacks from the inventory.
     """
-    by_key: dict[str, CertificateRecord] = {}
-    for record in inventory:
-        key = certificate_key(record.thumbprint, record.issuer, record.serial)
-        if key and (key not in by_key or record.der is not None):
-            by_key[key] = record
+    by_key = inventory_by_key(inventory)
     out = sessions.copy()
     for side in ("local", "remote"):
         columns = [out[f"{side}_cert_{k}"] for k in ("thumbprint", "issuer", "serial")]

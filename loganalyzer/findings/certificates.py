@@ -11,6 +11,7 @@ from loganalyzer.certs import (
     common_name,
     connector_choices,
     covers,
+    inventory_by_key,
     name_list,
     status_at,
 )
@@ -24,12 +25,7 @@ MIN_RSA_BITS = 2048
 
 
 def _inventory_by_key(ctx: Context) -> dict[str, CertificateRecord]:
-    by_key: dict[str, CertificateRecord] = {}
-    for record in ctx.inventory:
-        key = certificate_key(record.thumbprint, record.issuer, record.serial)
-        if key and (key not in by_key or record.der is not None):
-            by_key[key] = record
-    return by_key
+    return inventory_by_key(ctx.inventory)
 
 
 def _local_certs(ctx: Context) -> pd.DataFrame:
