@@ -356,10 +356,6 @@ def _iso(value: object) -> datetime | None:
         return None
 
 
-def _to_ts(expr: pl.Expr) -> pl.Expr:
-    return expr.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC", strict=False)
-
-
 def mark_fallback(df: pl.DataFrame, window: timedelta) -> pl.DataFrame:
     """``fallback``: a plaintext session that starts within ``window`` after the end of a
     tls_failed session with the same peer, with no successful TLS session with it in between.

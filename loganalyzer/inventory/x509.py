@@ -12,7 +12,7 @@ import hashlib
 import re
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
@@ -217,8 +217,3 @@ def _pkcs12_records(data: bytes, source: str, password: bytes | None) -> list[Ce
 def _looks_like_pkcs12(data: bytes) -> bool:
     """A PFX starts SEQUENCE { INTEGER 3, SEQUENCE { OID pkcs7-data ... } }."""
     return b"\x02\x01\x03\x30" in data[:12] and b"\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01" in data[:40]
-
-
-def thumbprint_of(cert: x509.Certificate) -> str:
-    """Upper-case hex SHA-1 of the DER bytes (as Windows shows it)."""
-    return cert.fingerprint(hashes.SHA1()).hex().upper()

@@ -121,15 +121,6 @@ _REMOTE_LABELS = (
 )
 _ONELINE_SUFFIX = " Subject Issuer name Serial number Thumbprint Not before Not after"
 
-ERROR_KINDS = (
-    K_ERROR_REPLY,
-    K_TLS_REPLY,
-    K_TLS_FAIL,
-    K_TLS_VERDICT,
-    K_CONNECT_FAIL,
-    K_FAIL_INFO,
-)
-
 _TLS_VERDICT_PREFIXES = (
     "Tls cipher strength is too weak",
     "Outbound TLS authentication failed",
