@@ -15,7 +15,7 @@ from loganalyzer.certs import (
     name_list,
     status_at,
 )
-from loganalyzer.findings.model import Context, Finding, evidence_of
+from loganalyzer.findings.model import Context, Finding, evidence_of, session_span
 from loganalyzer.findings.tls import groups, with_peer
 from loganalyzer.inventory.dn import host_matches
 from loganalyzer.inventory.records import CertificateRecord
@@ -84,10 +84,7 @@ def cert_expired_in_use(ctx: Context) -> list[Finding]:
                 direction=direction or None,
                 connector=connector or None,
                 cert_thumbprint=first.local_cert_thumbprint,
-                first_seen_utc=group["start_utc"].min(),
-                last_seen_utc=group["end_utc"].max(),
-                sessions=len(group),
-                evidence=evidence_of(group),
+                **session_span(group),
                 details={"not_after_utc": after.isoformat()},
             )
         )
@@ -138,10 +135,7 @@ def cert_not_in_inventory(ctx: Context) -> list[Finding]:
                 "is not in the inventory",
                 cert_thumbprint=first.local_cert_thumbprint,
                 server=first.server,
-                first_seen_utc=group["start_utc"].min(),
-                last_seen_utc=group["end_utc"].max(),
-                sessions=len(group),
-                evidence=evidence_of(group),
+                **session_span(group),
                 details={"key": key},
             )
         )
@@ -167,10 +161,7 @@ def self_signed_external(ctx: Context) -> list[Finding]:
                     connector=group.iloc[0].connector,
                     remote=peer,
                     cert_thumbprint=group.iloc[0][f"{side}_cert_thumbprint"],
-                    first_seen_utc=group["start_utc"].min(),
-                    last_seen_utc=group["end_utc"].max(),
-                    sessions=len(group),
-                    evidence=evidence_of(group),
+                    **session_span(group),
                     details={"side": side},
                 )
             )

@@ -139,6 +139,18 @@ def _plain(value):
     return value
 
 
+def session_span(rows: pd.DataFrame) -> dict:
+    """Finding fields for a group of sessions: first/last seen, sessions, messages, evidence."""
+    messages = rows["messages"].sum()
+    return {
+        "first_seen_utc": rows["start_utc"].min(),
+        "last_seen_utc": rows["end_utc"].max(),
+        "sessions": len(rows),
+        "messages": int(messages) if not pd.isna(messages) else None,
+        "evidence": evidence_of(rows),
+    }
+
+
 def to_frame(findings: list[Finding]) -> pd.DataFrame:
     """Findings as a DataFrame in FINDINGS_SCHEMA (most severe first, then by time)."""
     rank = {s: i for i, s in enumerate(SEVERITIES)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loganalyzer.findings.model import Context, Finding, evidence_of
+from loganalyzer.findings.model import Context, Finding, session_span
 
 LEGACY_VERSIONS = ("SSL3", "TLS1.0", "TLS1.1")
 #: TLS errors that point at this server's own certificate (no SMTP service, no private key).
@@ -25,17 +25,6 @@ def groups(rows: pd.DataFrame, keys: list[str]):
     if rows.empty:
         return []
     return rows.groupby([rows[k].astype("string").fillna("") for k in keys], sort=True)
-
-
-def _span(rows: pd.DataFrame) -> dict:
-    messages = rows["messages"].sum()
-    return {
-        "first_seen_utc": rows["start_utc"].min(),
-        "last_seen_utc": rows["end_utc"].max(),
-        "sessions": len(rows),
-        "messages": int(messages) if not pd.isna(messages) else None,
-        "evidence": evidence_of(rows),
-    }
 
 
 def _scope(key: tuple) -> dict:
@@ -73,7 +62,7 @@ def tls_fallback(ctx: Context) -> list[Finding]:
                 cause=f"TLS failed first ({error})" if error else "TLS failed first",
                 details={"tls_error": error, "failed_sessions": len(failed)},
                 **_scope(key),
-                **_span(rows),
+                **session_span(rows),
             )
         )
     return found
@@ -102,7 +91,7 @@ def plaintext(ctx: Context) -> list[Finding]:
                 cause=what,
                 details={"starttls_offered": offered},
                 **_scope(key),
-                **_span(group),
+                **session_span(group),
             )
         )
     return found
@@ -131,7 +120,7 @@ def tls_failure(ctx: Context) -> list[Finding]:
                 cause=cause,
                 details={"error": error, "fault": fault},
                 **_scope(key),
-                **_span(group),
+                **session_span(group),
             )
         )
     return found
@@ -151,7 +140,7 @@ def legacy_tls(ctx: Context) -> list[Finding]:
                 cause=f"the peer negotiates {', '.join(versions)}",
                 details={"versions": versions},
                 **_scope(key),
-                **_span(group),
+                **session_span(group),
             )
         )
     return found
