@@ -403,6 +403,167 @@ def findings(
         raise typer.Exit(1)
 
 
+#: The bundled demo: the sample incident, judged at the end of its logs.
+DEMO_FOLDER = Path("sample_logs") / "incident"
+DEMO_NOW = "2026-11-27T07:00Z"
+
+
+@app.command()
+def report(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Log files, folders, globs, .gz or .zip. None: the demo on sample_logs/incident."
+        ),
+    ] = None,
+    inventory: Annotated[
+        list[str] | None,
+        typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
+    ] = None,
+    connectors: Annotated[
+        list[str] | None,
+        typer.Option("--connectors", help="Connector and Get-AuthConfig exports."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path(
+        "reports"
+    ),
+    now: Annotated[
+        str | None, typer.Option(help="'Today' for expiry checks (default: the wall clock).")
+    ] = None,
+    fail_on: Annotated[
+        Severity | None,
+        typer.Option(help="Exit with code 1 when findings at or above this severity exist."),
+    ] = None,
+    tz: Annotated[
+        str, typer.Option("--tz", help="Time zone to show times in (e.g. Europe/Berlin).")
+    ] = "UTC",
+    redact_: Annotated[
+        bool,
+        typer.Option("--redact", help="Mask the local part of mail addresses in every output."),
+    ] = False,
+    redact_internal: Annotated[
+        bool,
+        typer.Option(
+            "--redact-internal",
+            help="Also mask internal IP addresses and host names (implies --redact).",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Keep sessions starting at or before: ISO time or age.")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server name for logs whose folders and connector ids name none."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, help="Cores to use for parsing (default: all).")
+    ] = None,
+    pfx_password_file: Annotated[
+        Path | None, typer.Option(help="File whose first line is the PFX password.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """The report: verdict, halts, fallbacks, certificates, legacy TLS, failures, peers and
+    the evidence rows, as report.html (one self-contained page) and report.md, with
+    findings.json, sessions.parquet, certificates.csv, peers.csv and charts/*.png in --out.
+
+    Without LOGS it runs the demo: the sample incident in sample_logs/incident (two servers,
+    a renewed certificate, the hybrid send connector still pinned to the old one).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from loganalyzer.findings import at_or_above
+    from loganalyzer.report import collect, redact, write_report
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
+    if not logs:
+        logs, inventory, connectors, now = _demo(inventory, connectors, now)
+    when = parse_time(now) or datetime.now(UTC)
+    with _Progress(logs, enabled=not quiet) as progress:
+        sessions = _run(
+            debug,
+            read_sessions,
+            logs,
+            server=server,
+            since=parse_time(since, when),
+            until=parse_time(until, when),
+            strict=strict,
+            jobs=jobs,
+            on_file=progress.on_file,
+        )
+    roots = [*(inventory or []), *(connectors or [])]
+    stats = sessions.attrs["read_stats"]
+    stats["skipped"] = [s for s in stats["skipped"] if not _under(s["file"], roots)]
+    _summary(stats)
+    inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
+    data = collect(
+        sessions,
+        inv.certificates,
+        inv.connectors,
+        now=when,
+        logs=logs,
+        inventory_skipped=[(s.name, s.reason) for s in inv.skipped],
+    )
+    if redact_ or redact_internal:
+        data = redact(data, internal=redact_internal)
+    paths = _run(debug, write_report, data, out, tz)
+    _report_summary(data, paths["report.html"], tz)
+    if fail_on is not None and len(at_or_above(data.findings, fail_on.value)):
+        raise typer.Exit(1)
+
+
+def _demo(inventory, connectors, now):
+    """LOGS, inventory, connectors and --now of the demo: ./sample_logs/incident, else the
+    copy shipped inside the package."""
+    from loganalyzer.demo import demo_folder
+
+    folder = DEMO_FOLDER if DEMO_FOLDER.is_dir() else demo_folder()
+    _say(f"loganalyzer: no LOGS given: the demo on {folder} (the sample incident)")
+    exports = [str(folder / "inventory")]
+    return [str(folder)], inventory or exports, connectors or exports, now or DEMO_NOW
+
+
+def _under(name: str, roots: list[str]) -> bool:
+    """Whether the input ``name`` is one of ``roots`` or inside one of them."""
+    path = Path(name.split("!", 1)[0]).resolve()
+    for root in roots:
+        top = Path(root).resolve()
+        if path == top or top in path.parents:
+            return True
+    return False
+
+
+def _report_summary(data, page: Path, tz: str) -> None:
+    """The terminal's short story: the verdict, the top findings, where the report is."""
+    from loganalyzer.report.document import verdict
+
+    f = data.findings
+    counts = f["severity"].value_counts().to_dict()
+    lines = [verdict(data, tz).text, ""]
+    for row in f.head(8).itertuples(index=False):
+        lines.append(f"  {row.severity:<8}  {row.title}")
+    if len(f) > 8:
+        lines.append(f"  ... and {len(f) - 8} more findings")
+    lines += [
+        "",
+        "findings: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("critical", "warning", "info")),
+        f"report:   {page}  (also report.md, findings.json, sessions.parquet, "
+        "certificates.csv, peers.csv, charts/)",
+    ]
+    typer.echo(escape_terminal("\n".join(lines)))
+
+
 FINDING_COLUMNS = ("severity", "kind", "title", "first_seen_utc", "sessions", "cause")
 CHOICE_COLUMNS = (
     "connector",

@@ -88,7 +88,7 @@ def mail_flow_halt(ctx: Context) -> list[Finding]:
     if s.empty:
         return []
     s["_peer"] = _peers(s)
-    s["_ok"], s["_fail"] = _verdicts(s)
+    s["_ok"], s["_fail"] = session_verdicts(s)
     s = s.sort_values(["_server", "_direction", "_connector", "_peer", "start_utc"], kind="stable")
     s = s.reset_index(drop=True)
     s["_group"] = s.groupby(["_server", "_direction", "_connector", "_peer"], sort=False).ngroup()
@@ -343,7 +343,7 @@ def _expired_presented(
     return None
 
 
-def _verdicts(s: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def session_verdicts(s: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(successful, failed) per session, as boolean arrays."""
     outcome = s["outcome"].fillna("").to_numpy(dtype=object)
     delivered = s["delivered"].fillna(0).to_numpy(dtype="int64")
@@ -363,7 +363,7 @@ def _peers(s: pd.DataFrame) -> pd.Series:
     another session of the same connector shows for that IP, the failed connect's destination
     domain, or the IP itself."""
     host = s["remote_host"].astype("string")
-    domains = {h: _domain(h) for h in host.dropna().unique()}
+    domains = {h: domain_of(h) for h in host.dropna().unique()}
     peer = pd.Series(host.map(domains).to_numpy(dtype=object), index=s.index)
     keys = ["_server", "_direction", "_connector", "_ip"]
     frame = s.assign(_ip=s["remote_ip"].astype("string").fillna("").to_numpy(dtype=object))
@@ -378,7 +378,7 @@ def _peers(s: pd.DataFrame) -> pd.Series:
     return peer.fillna(ip).fillna("unknown").astype(object)
 
 
-def _domain(host: str) -> str | None:
+def domain_of(host: str) -> str | None:
     """``mx1.mail.example.net`` -> ``example.net``; an IP literal or empty name -> None."""
     name = host.strip().strip("[]").rstrip(".").lower()
     if not name or _is_ip(name):

@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import random
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -548,6 +549,33 @@ def write_logs(made: dict[str, mi.Made]) -> None:
                 print(f"{(folder / name).relative_to(HERE)}: {len(rows)} rows")
 
 
+#: The copy of this folder shipped inside the package (``loganalyzer report`` without LOGS).
+DEMO_ARCHIVE = HERE.parent.parent / "loganalyzer" / "demo" / "incident.zip"
+
+
+def demo_members() -> list[Path]:
+    """The files the demo needs: the logs and the inventory (not this script or notes)."""
+    return sorted(
+        p
+        for p in HERE.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in (".log", ".pem", ".txt")
+        and "__pycache__" not in p.parts
+    )
+
+
+def write_demo_archive() -> None:
+    """Zip the logs and inventory for the package, byte-identical for the same files."""
+    with zipfile.ZipFile(DEMO_ARCHIVE, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle:
+        for path in demo_members():
+            info = zipfile.ZipInfo(
+                path.relative_to(HERE).as_posix(), date_time=(2026, 11, 27, 7, 0, 0)
+            )
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, path.read_bytes())
+    print(f"{DEMO_ARCHIVE.relative_to(HERE.parent.parent)}: {len(demo_members())} files")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -561,6 +589,7 @@ def main() -> None:
     made = load()
     write_exports(made)
     write_logs(made)
+    write_demo_archive()
     for key in (OLD, NEW):
         print(f"{made[key].thumbprint}  {key}")
 
