@@ -64,3 +64,15 @@ def check_golden(records: list[dict], golden: Path, update: bool) -> None:
         return
     expected = [json.loads(line) for line in golden.read_text(encoding="utf-8").splitlines()]
     assert records == expected, f"output differs from {golden} (pytest --update-golden)"
+
+
+def check_golden_text(text: str, golden: Path, update: bool) -> None:
+    """Compare text with a golden file (or rewrite it with --update-golden)."""
+    if update or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8", newline="")
+        if not update:
+            pytest.fail(f"golden file {golden} was missing and has been written; review it")
+        return
+    expected = golden.read_text(encoding="utf-8")
+    assert text == expected, f"output differs from {golden} (pytest --update-golden)"

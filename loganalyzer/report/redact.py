@@ -6,8 +6,9 @@ Applied once to the report's data, before anything is rendered or written, so ev
 - mail addresses keep their domain; the local part becomes ``user-<8 hex>`` (a keyed hash with
   a key made per run: the same address reads the same within one report, and cannot be
   looked up from a list of names);
-- with ``internal=True`` also internal IP addresses (``internal-ip-N``) and internal host names
-  (``server-N`` for our servers, ``host-N`` for the names of peers on internal addresses).
+- with ``internal=True`` also internal IPv4 addresses (``internal-ip-N``) and internal host
+  names: ``server-N`` for our servers, ``host-N`` for the names of peers on internal addresses
+  (names with a dot or a digit: a bare word such as ``mail`` is left, it would mask prose).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import re
 
 import pandas as pd
+import pyarrow as pa
 
 from loganalyzer.findings.model import Options
 from loganalyzer.report.data import ReportData
@@ -45,7 +47,9 @@ class Redactor:
         self._ips: dict[str, str] = {}
         words = sorted(self.names, key=len, reverse=True)
         self._names = (
-            re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, words)) + r")(?![\w-])", re.I)
+            re.compile(
+                r"(?<![A-Za-z0-9.])(" + "|".join(map(re.escape, words)) + r")(?![A-Za-z0-9])", re.I
+            )
             if words
             else None
         )
@@ -78,12 +82,7 @@ class Redactor:
         out = df.copy()
         for column in out.columns:
             values = out[column]
-            kind = getattr(values.dtype, "pyarrow_dtype", None)
-            if kind is not None and not (
-                str(kind).startswith(("string", "large_string", "list", "large_list"))
-            ):
-                continue
-            if kind is None and values.dtype != object:
+            if not _holds_text(values.dtype):
                 continue
             out[column] = pd.Series(
                 [self._cell(v) for v in values], index=values.index, dtype=values.dtype
@@ -109,6 +108,18 @@ class Redactor:
         return value
 
 
+def _holds_text(dtype) -> bool:
+    """Text or list columns (Arrow-backed, pandas strings or Python objects)."""
+    arrow = getattr(dtype, "pyarrow_dtype", None)
+    if arrow is not None:
+        return (
+            pa.types.is_string(arrow)
+            or pa.types.is_large_string(arrow)
+            or (pa.types.is_list(arrow) or pa.types.is_large_list(arrow))
+        )
+    return pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
+
+
 def internal_names(sessions: pd.DataFrame, networks: tuple[str, ...]) -> dict[str, str]:
     """Pseudonyms for our server names and for the names of peers on internal addresses."""
     nets = [ipaddress.ip_network(n) for n in networks]
@@ -129,7 +140,9 @@ def internal_names(sessions: pd.DataFrame, networks: tuple[str, ...]) -> dict[st
             hosts |= {str(h) for h in inside[column].dropna() if str(h).strip("[]") != ""}
     count = 0
     for host in sorted(hosts):
-        if host not in names and not _ADDRESS.search(host) and not _is_ip(host.strip("[]")):
+        if host in names or _ADDRESS.search(host) or _is_ip(host.strip("[]")):
+            continue
+        if "." in host or any(ch.isdigit() for ch in host):  # not a word like "mail"
             count += 1
             names[host] = f"host-{count}"
     return names
