@@ -151,3 +151,26 @@ def test_golden_findings(findings, update_golden):
             }
         )
     check_golden(records, GOLDEN / "incident" / "findings.jsonl", update_golden)
+
+
+def test_connector_cert_missing_names_the_fix(findings):
+    (missing,) = _of(findings, "connector_cert_missing").itertuples(index=False)
+    details = json.loads(missing.details)
+    renewal = "F0F2CBEB028391A4A230C34DDF43DC419E9EA88E"
+    assert details["replacement"] == renewal
+    assert details["fix"] == (
+        'Set-SendConnector "Outbound to Office 365" -TlsCertificateName '
+        '"<I>CN=Example Issuing CA 3, O=Example Trust, C=US'
+        '<S>CN=hybrid.corp.example.com, O=Example Corp, C=US"'
+    )
+    assert renewal in missing.cause
+
+
+def test_rejections_of_our_expired_certificate_are_a_local_fault(findings):
+    failures = _of(findings, "tls_failure")
+    by_remote = {r.remote: json.loads(r.details)["fault"] for r in failures.itertuples()}
+    assert by_remote["mx.tailwind.example"] == "remote"  # IllegalMessage from the peer
+    o365 = failures[failures["connector"] == O365]
+    assert len(o365) == 4
+    assert {json.loads(d)["fault"] for d in o365["details"]} == {"local"}
+    assert o365["cause"].str.endswith("the certificate we presented had expired").all()

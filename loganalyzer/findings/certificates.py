@@ -4,12 +4,16 @@ and connector settings that contradict what the logs show."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 
 from loganalyzer.certs import (
+    AUTH_SUBJECT,
     certificate_key,
     common_name,
     connector_choices,
+    connector_label,
     covers,
     inventory_by_key,
     name_list,
@@ -17,8 +21,8 @@ from loganalyzer.certs import (
 )
 from loganalyzer.findings.model import Context, Finding, evidence_of, session_span
 from loganalyzer.findings.tls import groups, with_peer
-from loganalyzer.inventory.dn import host_matches
-from loganalyzer.inventory.records import CertificateRecord
+from loganalyzer.inventory.dn import host_matches, normalise_dn
+from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
 
 WEAK_HASHES = ("sha1", "md5")
 MIN_RSA_BITS = 2048
@@ -232,6 +236,7 @@ def connector_cert_missing(ctx: Context) -> list[Finding]:
     if not ctx.connectors or not ctx.inventory:
         return []
     choices = connector_choices(ctx.connectors, ctx.inventory, now=ctx.now)
+    records = {connector_label(c): c for c in ctx.connectors}
     found = []
     for connector, group in choices.groupby("connector", sort=True):
         chosen = group[group["chosen"].fillna(False)]
@@ -249,6 +254,19 @@ def connector_cert_missing(ctx: Context) -> list[Finding]:
             )
         else:
             continue
+        details = {
+            "tls_certificate_name": names,
+            "candidates": group["thumbprint"].dropna().tolist(),
+        }
+        record = records.get(connector)
+        replacement = _replacement(record, ctx) if record is not None else None
+        if replacement is not None:
+            details["replacement"] = replacement.thumbprint
+            details["fix"] = _fix_command(record, replacement)
+            cause += (
+                f"; the valid certificate {replacement.thumbprint} (issued by "
+                f"{replacement.issuer}) would do: {details['fix']}"
+            )
         found.append(
             Finding(
                 kind="connector_cert_missing",
@@ -257,13 +275,52 @@ def connector_cert_missing(ctx: Context) -> list[Finding]:
                 direction="send" if first.kind == "send" else "receive",
                 connector=first["name"],
                 cause=cause,
-                details={
-                    "tls_certificate_name": names,
-                    "candidates": group["thumbprint"].dropna().tolist(),
-                },
+                details=details,
             )
         )
     return found
+
+
+def _replacement(connector: ConnectorRecord, ctx: Context) -> CertificateRecord | None:
+    """The certificate the connector should name: valid at ``now``, with a private key, for
+    SMTP, and for the same subject as the pinned one (or covering the connector's FQDN);
+    the newest NotBefore first, CA-issued before self-signed."""
+    subject = connector.tls_cert_subject
+    name = common_name(subject) if subject else connector.fqdn
+    fits = []
+    for cert in ctx.inventory:
+        if not (cert.thumbprint and cert.subject and cert.issuer and cert.not_after_utc):
+            continue
+        if cert.has_private_key is False or (
+            cert.services is not None and "SMTP" not in cert.services
+        ):
+            continue
+        if cert.subject.startswith(AUTH_SUBJECT):
+            continue
+        valid = (cert.not_before_utc is None or cert.not_before_utc <= ctx.now) and (
+            ctx.now < cert.not_after_utc
+        )
+        same = (
+            normalise_dn(cert.subject) == normalise_dn(subject)
+            if subject
+            else bool(name) and covers(name, cert.subject, cert.sans)
+        )
+        if valid and same:
+            fits.append(cert)
+    if not fits:
+        return None
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return max(fits, key=lambda c: (not c.self_signed, c.not_before_utc or oldest, c.thumbprint))
+
+
+def _fix_command(connector: ConnectorRecord, cert: CertificateRecord) -> str:
+    """The Exchange Management Shell line that points the connector at ``cert``."""
+    if connector.kind == "receive":
+        identity = f"{connector.server}\\{connector.name}" if connector.server else connector.name
+        verb = "Set-ReceiveConnector"
+    else:
+        identity, verb = connector.name, "Set-SendConnector"
+    return f'{verb} "{identity}" -TlsCertificateName "<I>{cert.issuer}<S>{cert.subject}"'
 
 
 def _tenant_attribution(ctx: Context, sessions: pd.DataFrame) -> list[Finding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from loganalyzer.certs import session_certificate_facts
 from loganalyzer.findings.model import Context, Finding, session_span
 
 LEGACY_VERSIONS = ("SSL3", "TLS1.0", "TLS1.1")
@@ -103,16 +104,24 @@ def tls_failure(ctx: Context) -> list[Finding]:
     rows = sessions[sessions["outcome"] == "tls_failed"].assign(
         error=lambda d: d["tls_error"].astype("string").fillna("unknown")
     )
+    if len(rows):
+        valid = session_certificate_facts(rows, ctx.inventory)["local_cert_valid_at_session"]
+        rows = rows.assign(expired_=valid.eq(False).fillna(False).astype(bool).to_numpy())
     found = []
     for key, group in groups(rows, [*SCOPE, "error"]):
         error = key[4]
         local = error.startswith(LOCAL_ERRORS)
-        fault = "local" if local else "remote"
-        cause = (
-            f"{error}: a local fault: our certificate has no SMTP service or no usable private key"
-            if local
-            else error
-        )
+        expired = bool(group["expired_"].all())
+        fault = "local" if local or expired else "remote"
+        if local:
+            cause = (
+                f"{error}: a local fault: our certificate has no SMTP service or no usable "
+                "private key"
+            )
+        elif expired:
+            cause = f"{error}: a local fault: the certificate we presented had expired"
+        else:
+            cause = error
         found.append(
             Finding(
                 kind="tls_failure",

@@ -171,8 +171,12 @@ def verdict(data: ReportData, tz: str = "UTC") -> Paragraph:
                 f"{_where(h)} to {text(h['remote'])} since {clock(h['first_seen_utc'])} ({state})"
             )
         cause = text(halts.iloc[0]["cause"])
+        fixes = [f" Fix: {fix}." for fix in fixes_for(f, set(halts["connector"].dropna()))]
         return Paragraph(
-            "MAIL FLOW HALTED: " + "; ".join(parts) + f". Most likely cause: {cause}.",
+            "MAIL FLOW HALTED: "
+            + "; ".join(parts)
+            + f". Most likely cause: {cause}."
+            + "".join(fixes),
             "critical",
         )
     counts = f["severity"].value_counts()
@@ -186,6 +190,16 @@ def verdict(data: ReportData, tz: str = "UTC") -> Paragraph:
             "warning",
         )
     return Paragraph("Mail flows: no critical or warning findings.", "ok")
+
+
+def fixes_for(findings: pd.DataFrame, connectors: set[str]) -> list[str]:
+    """The suggested commands (``details.fix`` of connector findings) for these connectors."""
+    out = []
+    for _, row in findings[findings["connector"].isin(list(connectors))].iterrows():
+        fix = _details(row["details"]).get("fix")
+        if fix and fix not in out:
+            out.append(fix)
+    return out
 
 
 def _summary(data: ReportData, clock: _Clock) -> Section:
@@ -270,6 +284,7 @@ def _halts(data: ReportData, clock: _Clock) -> Section:
             facts.append("Also seen: " + "; ".join(others))
         if h["cert_thumbprint"] is not None and pd.notna(h["cert_thumbprint"]):
             facts.append(f"Certificate: {h['cert_thumbprint']}")
+        facts += [f"Fix: {fix}" for fix in fixes_for(f, {h["connector"]})]
         blocks.insert(-1, Paragraph(text(h["title"]), h["severity"]))
         blocks.insert(-1, Items(facts))
     return Section("halts", "Mail-flow halts", blocks)
