@@ -585,4 +585,13 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app()
+    try:
+        app(standalone_mode=True)
+    except Exception as err:  # a bug: one line, not a traceback (--debug shows it)
+        if "--debug" in sys.argv:
+            raise
+        _say(
+            f"loganalyzer: internal error: {type(err).__name__}: {err} "
+            "(run again with --debug and please report it)"
+        )
+        sys.exit(2)

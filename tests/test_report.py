@@ -287,3 +287,11 @@ def test_demo_runs_from_any_folder(tmp_path):
     assert code == 0, output
     assert output.splitlines()[-1].startswith("report:") or "report:" in output
     assert "MAIL FLOW HALTED" in output
+
+
+def test_every_sample_log_at_once(tmp_path):
+    """All samples together (every row form and quirk, halts without a server name)."""
+    code, output = _report(tmp_path, str(ROOT / "sample_logs"), "--now", NOW)
+    assert code == 0, output
+    assert output.startswith("MAIL FLOW HALTED: send 'Outbound to Office 365'")
+    assert (tmp_path / "report.html").stat().st_size > 0

@@ -195,7 +195,8 @@ def verdict(data: ReportData, tz: str = "UTC") -> Paragraph:
 def fixes_for(findings: pd.DataFrame, connectors: set[str]) -> list[str]:
     """The suggested commands (``details.fix`` of connector findings) for these connectors."""
     out = []
-    for _, row in findings[findings["connector"].isin(list(connectors))].iterrows():
+    wanted = [c for c in connectors if isinstance(c, str)]
+    for _, row in findings[findings["connector"].isin(wanted).fillna(False)].iterrows():
         fix = _details(row["details"]).get("fix")
         if fix and fix not in out:
             out.append(fix)
