@@ -448,6 +448,13 @@ def report(
             help="Also mask internal IP addresses and host names (implies --redact).",
         ),
     ] = False,
+    dated: Annotated[
+        bool,
+        typer.Option(
+            "--dated",
+            help="Write into OUT/YYYY-MM-DD (the --now date) and copy it to OUT/latest.",
+        ),
+    ] = False,
     since: Annotated[
         str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
     ] = None,
@@ -472,7 +479,8 @@ def report(
 ) -> None:
     """The report: verdict, halts, fallbacks, certificates, legacy TLS, failures, peers and
     the evidence rows, as report.html (one self-contained page) and report.md, with
-    findings.json, sessions.parquet, certificates.csv, peers.csv and charts/*.png in --out.
+    findings.json, summary.json, sessions.parquet, certificates.csv, peers.csv and
+    charts/*.png in --out.
 
     Without LOGS it runs the demo: the sample incident in sample_logs/incident (two servers,
     a renewed certificate, the hybrid send connector still pinned to the old one).
@@ -481,6 +489,7 @@ def report(
 
     from loganalyzer.findings import at_or_above
     from loganalyzer.report import collect, redact, write_report
+    from loganalyzer.report.write import publish_latest
 
     try:
         ZoneInfo(tz)
@@ -516,7 +525,10 @@ def report(
     )
     if redact_ or redact_internal:
         data = redact(data, internal=redact_internal)
-    paths = _run(debug, write_report, data, out, tz)
+    target = out / f"{when:%Y-%m-%d}" if dated else out
+    paths = _run(debug, write_report, data, target, tz)
+    if dated:
+        _run(debug, publish_latest, target, out / "latest")
     _report_summary(data, paths["report.html"], tz)
     if fail_on is not None and len(at_or_above(data.findings, fail_on.value)):
         raise typer.Exit(1)
@@ -558,7 +570,7 @@ def _report_summary(data, page: Path, tz: str) -> None:
         "",
         "findings: "
         + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("critical", "warning", "info")),
-        f"report:   {page}  (also report.md, findings.json, sessions.parquet, "
+        f"report:   {page}  (also report.md, findings.json, summary.json, sessions.parquet, "
         "certificates.csv, peers.csv, charts/)",
     ]
     typer.echo(escape_terminal("\n".join(lines)))

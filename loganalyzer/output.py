@@ -54,7 +54,7 @@ def neutralise_formula(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _plain(value: object) -> object:
+def plain_value(value: object) -> object:
     """A cell as plain JSON data: ISO timestamps with Z, lists, None for missing."""
     if value is None or value is pd.NA:
         return None
@@ -65,9 +65,9 @@ def _plain(value: object) -> object:
             value = value.tz_convert("UTC") if isinstance(value, pd.Timestamp) else value
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "tolist"):
-        return [_plain(v) for v in value.tolist()]
+        return [plain_value(v) for v in value.tolist()]
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if hasattr(value, "item"):
         return value.item()
     return value
@@ -77,7 +77,7 @@ def iter_records(df: pd.DataFrame) -> Iterator[dict]:
     """Rows as plain dicts (see ``_plain``)."""
     columns = list(df.columns)
     for row in df.itertuples(index=False, name=None):
-        yield {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        yield {c: plain_value(v) for c, v in zip(columns, row, strict=True)}
 
 
 def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
@@ -87,7 +87,7 @@ def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
 
 
 def _csv_cell(value: object) -> str:
-    value = _plain(value)
+    value = plain_value(value)
     if value is None:
         return ""
     if isinstance(value, list):
@@ -124,7 +124,7 @@ def write_table(df: pd.DataFrame, out: IO[str], columns=TABLE_COLUMNS, width: in
 
 
 def _table_cell(value: object, width: int) -> str:
-    value = _plain(value)
+    value = plain_value(value)
     if value is None:
         text = "-"
     elif isinstance(value, list):

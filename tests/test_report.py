@@ -57,7 +57,7 @@ def test_every_output_is_written(incident):
         assert (incident / "charts" / chart).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-@pytest.mark.parametrize("name", ["report.md", "findings.json", "peers.csv"])
+@pytest.mark.parametrize("name", ["report.md", "findings.json", "summary.json", "peers.csv"])
 def test_golden_outputs(incident, name, update_golden):
     check_golden_text(
         (incident / name).read_text(encoding="utf-8"), GOLDEN / "report" / name, update_golden
@@ -295,3 +295,15 @@ def test_every_sample_log_at_once(tmp_path):
     assert code == 0, output
     assert output.startswith("MAIL FLOW HALTED: send 'Outbound to Office 365'")
     assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_dated_folders_and_latest(tmp_path):
+    logs = str(_hostile_logs(tmp_path / "logs").parent)
+    for now in ("2026-11-26T07:00Z", "2026-11-27T07:00Z"):
+        code, output = _report(tmp_path / "daily", logs, "--now", now, "--dated")
+        assert code == 0, output
+    folders = sorted(p.name for p in (tmp_path / "daily").iterdir())
+    assert folders == ["2026-11-26", "2026-11-27", "latest"]
+    latest = json.loads((tmp_path / "daily" / "latest" / "summary.json").read_text("utf-8"))
+    assert latest["now_utc"] == "2026-11-27T07:00:00Z"
+    assert latest["status"] == "halted" and latest["findings"]["critical"] >= 1
