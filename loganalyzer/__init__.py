@@ -5,6 +5,8 @@ Library entry points return pandas DataFrames with Arrow-backed dtypes::
     import loganalyzer
     sessions = loganalyzer.read_sessions("collected-logs/")   # one row per SMTP session
     events = loganalyzer.read_events("collected-logs/")       # one row per log row
+    findings = loganalyzer.find_issues(sessions, loganalyzer.read_inventory("exports/"))
+    loganalyzer.plot_tls_over_time(sessions)                  # a matplotlib Figure
 
 The heavy modules are imported on first use, so worker processes that only parse stay light.
 """
@@ -32,6 +34,15 @@ _LAZY = {
     "session_certificate_facts": "loganalyzer.certs",
     "read_sessions": "loganalyzer.sessions",
     "read_events": "loganalyzer.events",
+    "find_issues": "loganalyzer.findings",
+    "collect_report": "loganalyzer.report",
+    "write_report": "loganalyzer.report",
+    "redact_report": "loganalyzer.report",
+    "peers_table": "loganalyzer.report.peers",
+    "plot_tls_over_time": "loganalyzer.report.charts",
+    "plot_failures_over_time": "loganalyzer.report.charts",
+    "plot_tls_versions": "loganalyzer.report.charts",
+    "plot_certificate_timeline": "loganalyzer.report.charts",
     "SESSION_COLUMNS": "loganalyzer.schema",
     "SESSION_SCHEMA": "loganalyzer.schema",
 }
@@ -47,12 +58,21 @@ __all__ = [
     "UnknownFormatError",
     "__version__",
     "certificates",
+    "collect_report",
     "connector_choices",
+    "find_issues",
+    "peers_table",
+    "plot_certificate_timeline",
+    "plot_failures_over_time",
+    "plot_tls_over_time",
+    "plot_tls_versions",
     "read_connectors",
     "read_events",
     "read_inventory",
     "read_sessions",
+    "redact_report",
     "session_certificate_facts",
+    "write_report",
 ]
 
 

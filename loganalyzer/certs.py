@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loganalyzer.inventory.dn import host_matches, normalise_dn
-from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
+from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord, as_records
 from loganalyzer.schema import CERTIFICATE_FACTS, CERTIFICATE_TABLE_SCHEMA
 
 EXPIRING_WITHIN = timedelta(days=30)
@@ -71,8 +71,8 @@ def _merge(cert: _Cert, facts: dict, *, computed: bool) -> None:
 
 def certificates(
     sessions: pd.DataFrame | None = None,
-    inventory: list[CertificateRecord] | None = None,
-    connectors: list[ConnectorRecord] | None = None,
+    inventory: list[CertificateRecord] | pd.DataFrame | None = None,
+    connectors: list[ConnectorRecord] | pd.DataFrame | None = None,
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """One row per certificate from the inventory and the sessions.
@@ -83,8 +83,10 @@ def certificates(
     30 days), ``expired``, ``not_yet_valid``.
     """
     now = now or datetime.now(UTC)
+    inventory = as_records(inventory, CertificateRecord)
+    connectors = as_records(connectors, ConnectorRecord)
     table: dict[str, _Cert] = {}
-    for record in inventory or []:
+    for record in inventory:
         key = certificate_key(record.thumbprint, record.issuer, record.serial) or record.source
         cert = table.setdefault(key, _Cert(key))
         cert.in_inventory = True
@@ -279,8 +281,8 @@ def _ordered(candidates: list[_Cert]) -> list[_Cert]:
 
 
 def connector_choices(
-    connectors: list[ConnectorRecord],
-    inventory: list[CertificateRecord],
+    connectors: list[ConnectorRecord] | pd.DataFrame,
+    inventory: list[CertificateRecord] | pd.DataFrame,
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """One row per (connector, matching certificate), and why Exchange would pick it or not.
@@ -289,6 +291,8 @@ def connector_choices(
     issuer, not_before_utc, not_after_utc, services, status, chosen, reason``. A connector whose
     TlsCertificateName or FQDN matches nothing gets one row with a null thumbprint.
     """
+    connectors = as_records(connectors, ConnectorRecord)
+    inventory = as_records(inventory, CertificateRecord)
     now = now or datetime.now(UTC)
     certs = certificates(None, inventory, [], now=now)  # merged inventory, one row each
     table = {}

@@ -20,7 +20,7 @@ from loganalyzer.findings.model import (
     Options,
     to_frame,
 )
-from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
+from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord, as_records
 
 __all__ = [
     "DEFAULT_SEVERITY",
@@ -37,20 +37,29 @@ RULES = [*flow.RULES, *tls.RULES, *certificates.RULES]
 
 def find_issues(
     sessions: pd.DataFrame,
-    inventory: list[CertificateRecord] | None = None,
-    connectors: list[ConnectorRecord] | None = None,
+    inventory: list[CertificateRecord] | pd.DataFrame | None = None,
+    connectors: list[ConnectorRecord] | pd.DataFrame | None = None,
     now: datetime | None = None,
     options: Options | None = None,
 ) -> pd.DataFrame:
     """All findings, most severe first (columns: ``FINDINGS_SCHEMA``).
 
-    ``inventory``/``connectors`` are the records of ``inventory.reader.read_files``; ``now``
-    fixes "today" for expiry checks (validity at session time never uses it).
+    ``inventory``/``connectors``: what ``read_inventory``/``read_connectors`` return (or the
+    records of ``inventory.reader.read_files``); ``now`` fixes "today" for expiry checks
+    (validity at session time never uses it).
+
+    .. code-block:: python
+
+        exports = "collected/inventory"
+        findings = la.find_issues(
+            sessions, la.read_inventory(exports), la.read_connectors(exports), now=now
+        )
+        findings[findings.severity == "critical"][["title", "cause"]]
     """
     ctx = Context(
         sessions=sessions,
-        inventory=list(inventory or []),
-        connectors=list(connectors or []),
+        inventory=as_records(inventory, CertificateRecord),
+        connectors=as_records(connectors, ConnectorRecord),
         now=now or datetime.now(UTC),
         options=options or Options(),
     )

@@ -7,7 +7,7 @@ stay None; nothing is invented.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 #: Exchange's AllowedServices flags, by bit and by the letter of the short string (IP.WS..).
@@ -102,3 +102,36 @@ class ConnectorRecord:
     protocol_logging_level: str | None = None
     auth_thumbprints: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+
+
+def records_from_frame(frame, cls):
+    """Rows of a ``read_inventory``/``read_connectors`` DataFrame back as records of ``cls``
+    (lists become tuples, missing values None, timestamps ``datetime``); other columns are
+    ignored, so a filtered or extended frame works too."""
+    import pandas as pd
+
+    names = {f.name for f in fields(cls)}
+    out = []
+    for row in frame.to_dict("records"):
+        kwargs = {}
+        for key, value in row.items():
+            if key not in names:
+                continue
+            if isinstance(value, pd.Timestamp):
+                value = value.to_pydatetime()
+            elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+                value = tuple(value.tolist() if hasattr(value, "tolist") else value)
+            elif not isinstance(value, dict) and pd.isna(value):
+                value = None
+            kwargs[key] = value
+        out.append(cls(**kwargs))
+    return out
+
+
+def as_records(value, cls) -> list:
+    """Records of ``cls`` from a list of records, a reader DataFrame, or None (empty)."""
+    if value is None:
+        return []
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        return records_from_frame(value, cls)
+    return list(value)

@@ -9,4 +9,16 @@ from loganalyzer.report.data import ReportData, collect
 from loganalyzer.report.redact import redact
 from loganalyzer.report.write import REPORT_FILES, write_report
 
-__all__ = ["REPORT_FILES", "ReportData", "collect", "redact", "write_report"]
+#: Names in the top-level API (``loganalyzer.collect_report`` ...).
+collect_report = collect
+redact_report = redact
+
+__all__ = [
+    "REPORT_FILES",
+    "ReportData",
+    "collect",
+    "collect_report",
+    "redact",
+    "redact_report",
+    "write_report",
+]

@@ -1,8 +1,16 @@
 """The report's charts as matplotlib Figures (also for notebooks: ``loganalyzer.plot_*``).
 
 Each function takes the library's frames and a display time zone and returns a
-``matplotlib.figure.Figure`` (no pyplot state, so it is safe in scripts, servers and
-notebooks). ``report_charts`` makes all of them for the report.
+``matplotlib.figure.Figure`` (no pyplot state and no backend switch, so it is safe in scripts,
+servers and notebooks; ``fig.savefig("x.png")`` writes it). ``report_charts`` makes all of them
+for the report.
+
+.. code-block:: python
+
+    import loganalyzer as la
+    sessions = la.read_sessions("collected/")
+    la.plot_tls_over_time(sessions, tz="Europe/Berlin").savefig("tls.png")
+    la.plot_failures_over_time(sessions, la.find_issues(sessions))  # in Jupyter: shown
 """
 
 from __future__ import annotations
@@ -286,6 +294,13 @@ def _cert_label(cert: dict) -> str:
     cn = subject.split(",")[0].removeprefix("CN=")
     issuer = str(cert.get("issuer") or "?").split(",")[0].removeprefix("CN=")
     return f"{cn[:34]}\n{issuer[:26]} · {str(cert.get('thumbprint') or '')[:8]}"
+
+
+#: Names in the top-level API (``loganalyzer.plot_*``).
+plot_tls_over_time = tls_over_time
+plot_failures_over_time = failures_over_time
+plot_tls_versions = tls_versions
+plot_certificate_timeline = certificate_timeline
 
 
 def report_charts(data, tz: str = "UTC") -> dict[str, Figure]:
