@@ -11,6 +11,10 @@ order rotated and reversed between repetitions, page cache warmed first:
 - ``pyarrow``: ``pyarrow.csv.read_csv`` of every file, one after another, all 9 columns as
   strings, ``skip_rows`` = the file's leading ``#`` lines (the reference, "(a)").
 - ``loganalyzer``: ``loganalyzer.read_sessions([CORPUS_DIR])`` to a pandas DataFrame ("(b)").
+- ``jobs1`` / ``jobs2``: the same with ``jobs=1`` (one core: Polars limited to one thread) and
+  ``jobs=2`` (two worker processes), for the scaling targets of ``--jobs``.
+- ``cluster2``: the same on a Dask ``LocalCluster`` of 2 single-threaded workers that is
+  already running (start-up not timed); needs ``distributed``.
 
 Time covers the work section inside the child only (no interpreter start, no imports).
 Peak RSS is the child's VmHWM (interpreter and libraries included); worker processes are reported
@@ -46,7 +50,12 @@ FIELDS = [
 APPROACHES = {
     "pyarrow": "(a) pyarrow.csv.read_csv, 9 string columns",
     "loganalyzer": "(b) loganalyzer.read_sessions -> pandas",
+    "jobs1": "(c) read_sessions(jobs=1), one core",
+    "jobs2": "(d) read_sessions(jobs=2)",
+    "cluster2": "(e) read_sessions on a 2-worker LocalCluster",
 }
+JOBS2_TARGET = 1.7
+CLUSTER_TARGET = 1.4
 LOG_NAME = re.compile(r"\.log(\.gz)?$", re.IGNORECASE)
 RESULT_MARK = "BENCH_RESULT "
 RATIO_TARGET = 0.5
@@ -152,6 +161,46 @@ def run_loganalyzer(corpus: Path) -> dict:
     return timed(work)
 
 
+def run_jobs(corpus: Path, jobs: int) -> dict:
+    """``read_sessions(jobs=N)``; with one job Polars gets one thread (set before import)."""
+    if jobs == 1:
+        os.environ["POLARS_MAX_THREADS"] = "1"
+    loganalyzer = import_product()
+
+    def work() -> dict:
+        df = loganalyzer.read_sessions([str(corpus)], jobs=jobs)
+        return {"sessions": len(df), "columns": len(df.columns)}
+
+    return timed(work)
+
+
+def run_cluster(corpus: Path) -> dict:
+    """``read_sessions`` on a running LocalCluster (2 workers, 1 thread each)."""
+    from distributed import Client, LocalCluster
+
+    loganalyzer = import_product()
+    from loganalyzer.parallel import worker_environment
+
+    with worker_environment():
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=50,
+        )  # fmt: skip
+    client = Client(cluster)
+    try:
+
+        def work() -> dict:
+            df = loganalyzer.read_sessions([str(corpus)], scheduler=client)
+            return {"sessions": len(df), "columns": len(df.columns)}
+
+        result = timed(work)
+        result["worker_peak_rss_mb"] = max(client.run(peak_rss_mb).values())
+        return result
+    finally:
+        client.close()
+        cluster.close()
+
+
 def timed(work) -> dict:
     """Run ``work()`` and add wall time and CPU time (all threads) to its result."""
     who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # children: worker processes
@@ -174,7 +223,13 @@ def child(name: str, corpus: Path) -> int:
     if name == "probe":
         import_product().read_sessions  # noqa: B018 - AttributeError when missing
         return 0
-    runner = {"pyarrow": run_pyarrow, "loganalyzer": run_loganalyzer}[name]
+    runner = {
+        "pyarrow": run_pyarrow,
+        "loganalyzer": run_loganalyzer,
+        "jobs1": lambda c: run_jobs(c, 1),
+        "jobs2": lambda c: run_jobs(c, 2),
+        "cluster2": run_cluster,
+    }[name]
     result = runner(corpus)
     print(RESULT_MARK + json.dumps(result), flush=True)
     return 0
@@ -278,6 +333,13 @@ def print_report(res: dict) -> None:
         print(
             f"throughput ratio (b)/(a): {t['ratio']:.3f}  target ratio >= {RATIO_TARGET}: {verdict}"
         )
+    for name, target in (("jobs2", JOBS2_TARGET), ("cluster2", CLUSTER_TARGET)):
+        if t.get(f"{name}_speedup") is not None:
+            verdict = "MET" if t[f"{name}_met"] else "NOT MET"
+            print(
+                f"speed-up of {name} over jobs1: {t[f'{name}_speedup']:.2f}x  target >= "
+                f"{target}x: {verdict}  (ratio to (a): {t[f'{name}_ratio']:.3f})"
+            )
     if t.get("peak_rss_mib") is not None:
         verdict = "MET" if t["rss_met"] else "NOT MET"
         print(
@@ -293,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", type=Path, help="folder of Exchange protocol logs")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(APPROACHES)[1:],
+        help="product approaches to time besides (a) (default: all)",
+    )
     parser.add_argument("--child", choices=[*APPROACHES, "probe"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     corpus = args.corpus.resolve()
@@ -304,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["pyarrow"]
     product_error = product_available()
     if product_error is None:
-        names.append("loganalyzer")
+        names += args.only or list(APPROACHES)[1:]
     else:
         print(f"loganalyzer.read_sessions is not usable ({product_error}); timing (a) only.")
     raw_bytes = sum(raw_size(p) for p in files)
@@ -327,6 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     if b is not None and "error" not in b:
         mib = b["peak_rss_mb"] * 1e6 / 2**20
         targets.update(peak_rss_mib=mib, rss_met=mib <= RSS_TARGET_MIB)
+    one = results.get("jobs1")
+    for name, target in (("jobs2", JOBS2_TARGET), ("cluster2", CLUSTER_TARGET)):
+        other = results.get(name)
+        if one and other and "error" not in one and "error" not in other:
+            speedup = one["median_s"] / other["median_s"]
+            targets[f"{name}_speedup"] = speedup
+            targets[f"{name}_met"] = speedup >= target
+            targets[f"{name}_ratio"] = (
+                a["median_s"] / other["median_s"] if "error" not in a else None
+            )
     res = {
         "corpus": {
             "path": str(corpus),

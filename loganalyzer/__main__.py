@@ -1,3 +1,3 @@
-from loganalyzer.cli import main
+from loganalyzer.entry import main
 
 main()

@@ -44,6 +44,18 @@ OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Cores the run may use, parsing threads included (default: all)."),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="LOGANALYZER_DASK_SCHEDULER",
+        help="Parse on Dask: a scheduler address (tcp://host:8786) or 'local' "
+        "(a LocalCluster of --jobs workers). Needs loganalyzer[dask].",
+    ),
+]
 DebugOption = Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -199,9 +211,8 @@ def sessions(
         float,
         typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
     ] = DEFAULT_FALLBACK_WINDOW.total_seconds() / 60,
-    jobs: Annotated[
-        int | None, typer.Option(min=1, help="Cores to use for parsing (default: all).")
-    ] = None,
+    jobs: JobsOption = None,
+    scheduler: SchedulerOption = None,
     max_row_bytes: Annotated[
         int, typer.Option(min=1024, help="Longer log lines are reported and skipped.")
     ] = DEFAULT_LIMITS.max_row_bytes,
@@ -240,6 +251,7 @@ def sessions(
             fallback_window=window,
             strict=strict,
             jobs=jobs,
+            scheduler=scheduler,
             limits=Limits(max_row_bytes, max_inflate_ratio, max_inflate_bytes),
             on_file=progress.on_file,
         )
@@ -376,6 +388,11 @@ def findings(
     pfx_password_file: Annotated[
         Path | None, typer.Option(help="File whose first line is the PFX password.")
     ] = None,
+    jobs: JobsOption = None,
+    scheduler: SchedulerOption = None,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -388,7 +405,16 @@ def findings(
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
     when = parse_time(now)
     with _Progress(logs, enabled=not quiet) as progress:
-        sessions = _run(debug, read_sessions, logs, server=server, on_file=progress.on_file)
+        sessions = _run(
+            debug,
+            read_sessions,
+            logs,
+            server=server,
+            jobs=jobs,
+            scheduler=scheduler,
+            strict=strict,
+            on_file=progress.on_file,
+        )
     _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     table = find_issues(sessions, inv.certificates, inv.connectors, now=when)
@@ -465,9 +491,8 @@ def report(
         str | None,
         typer.Option(help="Server name for logs whose folders and connector ids name none."),
     ] = None,
-    jobs: Annotated[
-        int | None, typer.Option(min=1, help="Cores to use for parsing (default: all).")
-    ] = None,
+    jobs: JobsOption = None,
+    scheduler: SchedulerOption = None,
     pfx_password_file: Annotated[
         Path | None, typer.Option(help="File whose first line is the PFX password.")
     ] = None,
@@ -508,6 +533,7 @@ def report(
             until=parse_time(until, when),
             strict=strict,
             jobs=jobs,
+            scheduler=scheduler,
             on_file=progress.on_file,
         )
     roots = [*(inventory or []), *(connectors or [])]

@@ -8,13 +8,8 @@ merged (sessions crossing chunks and files become one row) and the columns deriv
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
-import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -24,15 +19,14 @@ import pyarrow as pa
 
 from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
-from loganalyzer.errors import NoInputError
+from loganalyzer.errors import LogParseError, NoInputError
+from loganalyzer.parallel import PARALLEL_MIN_BYTES, Failed, resolve_scheduler, run_inputs
 from loganalyzer.schema import empty_sessions, to_pandas
 from loganalyzer.sources import Limits, LogSet, ReadStats, disk_size, find_logs
-from loganalyzer.sources.files import LogInput
-from loganalyzer.worker import FilePartials, file_partials
+from loganalyzer.sources.files import Skipped
+from loganalyzer.worker import file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
-#: Inputs smaller than this in total are read in this process (starting workers costs more).
-PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
 class _Collector:
@@ -77,54 +71,6 @@ class _Collector:
         return to_session_table(tables)
 
 
-def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FilePartials]:
-    """Run ``work(log)`` over the inputs, in order: here or in ``jobs`` processes.
-
-    Worker processes start with spawn (safe beside threads, and the Windows default) and run
-    Polars single-threaded, so ``jobs`` is the number of cores the parsing uses.
-    """
-    total = sum(disk_size(log) for log in logs)
-    if jobs <= 1 or len(logs) < 2 or total < PARALLEL_MIN_BYTES:
-        for log in logs:
-            yield work(log)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
-        with _worker_start_environment():
-            futures = deque(pool.submit(work, log) for log in logs)
-        while futures:  # popped as consumed, so finished results are not kept twice
-            yield futures.popleft().result()
-
-
-@contextlib.contextmanager
-def _worker_start_environment():
-    """While workers are spawned: single-threaded Polars, and no re-run of the caller's script.
-
-    Spawned workers normally import the parent's ``__main__`` (a user's script or notebook);
-    ours need only loganalyzer, so the main module is hidden from multiprocessing meanwhile.
-    """
-    main = sys.modules.get("__main__")
-    saved = {
-        name: main.__dict__[name]
-        for name in ("__file__", "__spec__")
-        if main and name in main.__dict__
-    }
-    previous = os.environ.get("POLARS_MAX_THREADS")
-    os.environ["POLARS_MAX_THREADS"] = "1"  # inherited by the workers spawned meanwhile
-    try:
-        if main is not None:
-            main.__dict__.pop("__file__", None)
-            main.__spec__ = None
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.update(saved)
-        if previous is None:
-            os.environ.pop("POLARS_MAX_THREADS", None)
-        else:
-            os.environ["POLARS_MAX_THREADS"] = previous
-
-
 def read_sessions(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -137,6 +83,7 @@ def read_sessions(
     limits: Limits | None = None,
     on_file: Callable | None = None,
     chunk_bytes: int | None = None,
+    scheduler=None,
 ) -> pd.DataFrame:
     """Read protocol logs and return one row per SMTP session (DESIGN.md contract 1).
 
@@ -146,6 +93,9 @@ def read_sessions(
     :param fallback_window: how soon after a failed TLS session a plaintext one is a fallback.
     :param strict: raise LogParseError at the first malformed row or skipped input.
     :param jobs: cores to use (default: all); inputs are parsed in that many processes.
+    :param scheduler: run the per-file work on Dask: ``"local"`` (a LocalCluster of ``jobs``
+        workers), a scheduler address (``tcp://host:8786``) or a ``distributed.Client``;
+        default: ``LOGANALYZER_DASK_SCHEDULER``, else this machine.
     :param limits: row length and decompression limits (``loganalyzer.Limits``).
     :param on_file: called as ``on_file(log, disk_bytes)`` after each input (progress bars).
     :param chunk_bytes: bytes per parsing chunk (memory per worker; default 32 MiB).
@@ -170,12 +120,23 @@ def read_sessions(
         limits=limits or Limits(),
     )
     collector = _Collector()
-    for log, (partials, file_stats) in zip(
-        logs, _read_all(logs, work, jobs or os.cpu_count() or 1), strict=True
-    ):
-        stats.merge(file_stats)
-        for logset, part in partials:
-            collector.add(logset, log.name, part)
+    results = run_inputs(
+        logs,
+        work,
+        jobs=jobs or os.cpu_count() or 1,
+        scheduler=resolve_scheduler(scheduler),
+        min_parallel_bytes=PARALLEL_MIN_BYTES,
+    )
+    for log, result in results:
+        if isinstance(result, Failed):
+            if strict:
+                raise LogParseError(log.name, None, result.reason)
+            stats.skipped.append(Skipped(log.name, result.reason))
+        else:
+            partials, file_stats = result
+            stats.merge(file_stats)
+            for logset, part in partials:
+                collector.add(logset, log.name, part)
         if on_file is not None:
             on_file(log, disk_size(log))
     if stats.files == 0:

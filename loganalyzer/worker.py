@@ -6,6 +6,8 @@ the parsing modules (not pandas or pyarrow), which keeps worker start-up short.
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 
 from loganalyzer.aggregate import chunk_partial
@@ -13,6 +15,8 @@ from loganalyzer.sources import Limits, LogSet, ReadStats, read_log
 from loganalyzer.sources.files import LogInput
 
 FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
+#: Tests set this to a file name ending: the worker reading that input exits at once.
+CRASH_FOR_TESTS = "LOGANALYZER_TEST_WORKER_CRASH"
 
 
 def file_partials(
@@ -28,6 +32,8 @@ def file_partials(
     Text stays Categorical: it pickles as a small dictionary per column and is re-mapped
     when loaded in the main process.
     """
+    if (crash := os.environ.get(CRASH_FOR_TESTS)) and log.name.endswith(crash):
+        os._exit(70)  # tests only: a worker that dies (out of memory, killed) mid-run
     stats = ReadStats()
     out = []
     batches = read_log(

@@ -1,0 +1,170 @@
+"""Run the per-input work (parse one log, reduce it to session partials) on the inputs, in
+their canonical order: here, in spawned worker processes, or on a Dask cluster.
+
+Results come back in input order whatever finished first, so the merged session table is the
+same for any ``jobs`` and any scheduler. A worker that dies or a task that fails is reported
+for its input (``Failed``) and the other inputs still complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+
+from loganalyzer.errors import LogAnalyzerError
+from loganalyzer.sources import disk_size
+from loganalyzer.sources.files import LogInput
+
+#: Inputs smaller than this in total are read in this process (starting workers costs more).
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+#: Environment variable naming a Dask scheduler (``--scheduler``).
+SCHEDULER_ENV = "LOGANALYZER_DASK_SCHEDULER"
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An input whose work did not complete: why (the worker died, the task raised)."""
+
+    reason: str
+
+
+def run_inputs(
+    logs: list[LogInput],
+    work: Callable,
+    *,
+    jobs: int,
+    scheduler=None,
+    min_parallel_bytes: int | None = None,
+) -> Iterator[tuple[LogInput, object]]:
+    """Yield ``(log, work(log) or Failed)`` for every input, in input order.
+
+    ``jobs``: cores for this run (worker processes, each running Polars single-threaded).
+    ``scheduler``: None (this machine), ``"local"`` (a Dask LocalCluster with ``jobs``
+    single-threaded workers), a scheduler address, or a ``distributed.Client``.
+    """
+    if scheduler is not None:
+        yield from _on_dask(logs, work, jobs, scheduler)
+        return
+    limit = PARALLEL_MIN_BYTES if min_parallel_bytes is None else min_parallel_bytes
+    total = sum(disk_size(log) for log in logs)
+    if jobs <= 1 or len(logs) < 2 or total < limit:
+        for log in logs:
+            yield log, work(log)
+        return
+    yield from _in_processes(logs, work, jobs)
+
+
+def _in_processes(logs: list[LogInput], work: Callable, jobs: int):
+    """A spawned process pool. When a worker dies (the pool breaks), the inputs not yet
+    returned are read again one per fresh process, so only the input that kills a worker is
+    lost, and it is named."""
+    context = multiprocessing.get_context("spawn")
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
+        with worker_environment():
+            futures = deque(pool.submit(work, log) for log in logs)
+        try:
+            while futures:  # popped as consumed, so finished results are not kept twice
+                result = futures[0].result()
+                futures.popleft()
+                yield logs[done], result
+                done += 1
+        except BrokenProcessPool:
+            pass
+    for log in logs[done:]:
+        yield log, _alone(log, work, context)
+
+
+def _alone(log: LogInput, work: Callable, context) -> object:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        with worker_environment():
+            future = pool.submit(work, log)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            return Failed("the worker process died while reading it")
+
+
+def _on_dask(logs: list[LogInput], work: Callable, jobs: int, scheduler):
+    client, owned = _dask_client(scheduler, jobs)
+    try:
+        # tasks read files by path: absolute, so workers with another working folder find them
+        tasks = [replace(log, disk_path=log.disk_path.resolve()) for log in logs]
+        futures = client.map(work, tasks, pure=False)
+        for log, future in zip(logs, futures, strict=True):
+            try:
+                yield log, future.result()
+            except Exception as err:  # a task that raised, or a worker that kept dying
+                yield log, Failed(f"failed on the Dask cluster: {type(err).__name__}: {err}")
+            finally:
+                future.release()
+    finally:
+        if owned:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _dask_client(scheduler, jobs: int):
+    """(client, whether we made it) for ``"local"``, an address or a Client."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise LogAnalyzerError("--scheduler needs Dask: pip install 'loganalyzer[dask]'") from None
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if scheduler == "local":
+        with worker_environment():
+            cluster = LocalCluster(
+                n_workers=max(jobs, 1), threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=50,
+            )  # fmt: skip
+        return Client(cluster), True
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S), True
+    except (OSError, TimeoutError) as err:
+        raise LogAnalyzerError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
+
+
+def resolve_scheduler(scheduler):
+    """The scheduler to use: the argument, else ``LOGANALYZER_DASK_SCHEDULER``, else None."""
+    return scheduler if scheduler is not None else (os.environ.get(SCHEDULER_ENV) or None)
+
+
+@contextlib.contextmanager
+def worker_environment():
+    """While workers start: single-threaded Polars, and no re-run of the caller's script.
+
+    Spawned workers normally import the parent's ``__main__`` (a user's script or notebook);
+    ours need only loganalyzer, so the main module is hidden from multiprocessing meanwhile.
+    """
+    main = sys.modules.get("__main__")
+    saved = {
+        name: main.__dict__[name]
+        for name in ("__file__", "__spec__")
+        if main and name in main.__dict__
+    }
+    previous = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"  # inherited by the workers spawned meanwhile
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+        if previous is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = previous

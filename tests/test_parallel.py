@@ -1,0 +1,140 @@
+"""Parallel runs: worker processes (--jobs) and a Dask cluster (--scheduler) give the same
+session table and findings as --jobs 1, in the same order; a worker that dies is reported.
+
+The cluster tests share one LocalCluster (2 single-threaded workers) per module and have
+generous timeouts, so a loaded 2-core CI machine does not make them flaky.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import loganalyzer
+import loganalyzer.parallel
+import loganalyzer.sessions
+from loganalyzer.cli import app
+from loganalyzer.entry import jobs_from_args
+from loganalyzer.errors import LogParseError
+from loganalyzer.findings import find_issues
+from loganalyzer.inventory.reader import read_files
+from loganalyzer.worker import CRASH_FOR_TESTS
+from tests.conftest import ROOT, SAMPLE_LOGS
+
+INCIDENT = SAMPLE_LOGS / "incident"
+NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+
+_spec = importlib.util.spec_from_file_location(
+    "generate_corpus", ROOT / "benchmarks" / "generate_corpus.py"
+)
+generate_corpus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate_corpus)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A small multi-server corpus whose sessions cross file boundaries."""
+    folder = tmp_path_factory.mktemp("corpus")
+    generate_corpus.generate(folder, 1_000_000, seed=5, servers=2, file_size=120_000)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    return read_files([INCIDENT / "inventory"])
+
+
+def _findings(sessions, inventory):
+    return find_issues(sessions, inventory.certificates, inventory.connectors, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def serial(corpus):
+    return {
+        "incident": loganalyzer.read_sessions(INCIDENT, jobs=1),
+        "corpus": loganalyzer.read_sessions(corpus, jobs=1),
+    }
+
+
+@pytest.fixture
+def always_parallel(monkeypatch):
+    monkeypatch.setattr(loganalyzer.sessions, "PARALLEL_MIN_BYTES", 0)
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("name", ["incident", "corpus"])
+def test_two_worker_processes_match_one_core(name, corpus, serial, inventory, always_parallel):
+    path = INCIDENT if name == "incident" else corpus
+    df = loganalyzer.read_sessions(path, jobs=2)
+    _same(df, serial[name])  # file and line included: the same order, the same evidence
+    _same(_findings(df, inventory), _findings(serial[name], inventory))
+
+
+def test_a_worker_that_dies_is_reported_and_the_rest_completes(
+    corpus, always_parallel, monkeypatch
+):
+    files = sorted(p for p in corpus.rglob("*.LOG"))
+    victim = files[len(files) // 2]
+    monkeypatch.setenv(CRASH_FOR_TESTS, str(victim.relative_to(corpus)))
+    df = loganalyzer.read_sessions(corpus, jobs=2)
+    skipped = df.attrs["read_stats"]["skipped"]
+    assert skipped == [{"file": str(victim), "reason": "the worker process died while reading it"}]
+    assert df.attrs["read_stats"]["files"] == len(files) - 1
+    others = loganalyzer.read_sessions([str(f) for f in files if f != victim], jobs=1)
+    assert len(df) == len(others)
+    with pytest.raises(LogParseError, match="worker process died"):
+        loganalyzer.read_sessions(corpus, jobs=2, strict=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=50,
+    ) as local, distributed.Client(local, timeout=120) as client:  # fmt: skip
+        yield client
+
+
+def test_local_cluster_matches_one_core(cluster, corpus, serial, inventory):
+    for name, path in (("incident", INCIDENT), ("corpus", corpus)):
+        df = loganalyzer.read_sessions(path, scheduler=cluster)
+        _same(df, serial[name])
+        _same(_findings(df, inventory), _findings(serial[name], inventory))
+
+
+def test_cli_scheduler_address(cluster, serial, tmp_path):
+    address = cluster.scheduler.address
+    out = tmp_path / "sessions.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["sessions", str(INCIDENT), "--scheduler", address, "-f", "parquet", "-o", str(out), "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    _same(pd.read_parquet(out, dtype_backend="pyarrow"), serial["incident"])
+
+
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(loganalyzer.parallel, "CONNECT_TIMEOUT_S", 2)
+    result = CliRunner().invoke(
+        app, ["sessions", str(INCIDENT), "--scheduler", "tcp://127.0.0.1:9", "-q"]
+    )
+    assert result.exit_code == 2
+    assert "cannot reach the Dask scheduler tcp://127.0.0.1:9" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "jobs"),
+    [(["sessions", "x", "--jobs", "2"], 2), (["report", "--jobs=1"], 1), (["report"], None),
+     (["sessions", "--jobs", "zero"], None)],
+)  # fmt: skip
+def test_jobs_bound_the_parsing_threads(args, jobs):
+    assert jobs_from_args(args) == jobs
