@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.sources import disk_size
@@ -37,74 +38,94 @@ class Failed:
     reason: str
 
 
+Task = LogInput | list[LogInput]  # one input, or the inputs of one folder
+
+
+def task_bytes(task: Task) -> int:
+    """Bytes on disk of a task's inputs."""
+    return sum(disk_size(log) for log in (task if isinstance(task, list) else [task]))
+
+
+def parallel_worth_it(tasks: list[Task], jobs: int, min_bytes: int | None = None) -> bool:
+    """Workers pay off: more than one core and task, and enough to read."""
+    limit = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
+    return jobs > 1 and len(tasks) > 1 and sum(task_bytes(t) for t in tasks) >= limit
+
+
 def run_inputs(
-    logs: list[LogInput],
+    tasks: list[Task],
     work: Callable,
     *,
     jobs: int,
     scheduler=None,
-    min_parallel_bytes: int | None = None,
-) -> Iterator[tuple[LogInput, object]]:
-    """Yield ``(log, work(log) or Failed)`` for every input, in input order.
+    parallel: bool = True,
+) -> Iterator[tuple[Task, object]]:
+    """Yield ``(task, work(task) or Failed)`` for every task, in the order given.
 
     ``jobs``: cores for this run (worker processes, each running Polars single-threaded).
     ``scheduler``: None (this machine), ``"local"`` (a Dask LocalCluster with ``jobs``
     single-threaded workers), a scheduler address, or a ``distributed.Client``.
+    ``parallel=False`` runs every task here, in this process.
     """
     if scheduler is not None:
-        yield from _on_dask(logs, work, jobs, scheduler)
-        return
-    limit = PARALLEL_MIN_BYTES if min_parallel_bytes is None else min_parallel_bytes
-    total = sum(disk_size(log) for log in logs)
-    if jobs <= 1 or len(logs) < 2 or total < limit:
-        for log in logs:
-            yield log, work(log)
-        return
-    yield from _in_processes(logs, work, jobs)
+        yield from _on_dask(tasks, work, jobs, scheduler)
+    elif not parallel:
+        for task in tasks:
+            yield task, work(task)
+    else:
+        yield from _in_processes(tasks, work, jobs)
 
 
-def _in_processes(logs: list[LogInput], work: Callable, jobs: int):
-    """A spawned process pool. When a worker dies (the pool breaks), the inputs not yet
-    returned are read again one per fresh process, so only the input that kills a worker is
-    lost, and it is named."""
+def _in_processes(tasks: list[Task], work: Callable, jobs: int):
+    """A spawned process pool. When a worker dies (the pool breaks), the tasks not yet
+    returned run again one per fresh process, so only the task that kills a worker fails."""
     context = multiprocessing.get_context("spawn")
     done = 0
-    with ProcessPoolExecutor(max_workers=min(jobs, len(logs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
         with worker_environment():
-            futures = deque(pool.submit(work, log) for log in logs)
+            futures = deque(pool.submit(work, task) for task in tasks)
         try:
             while futures:  # popped as consumed, so finished results are not kept twice
                 result = futures[0].result()
                 futures.popleft()
-                yield logs[done], result
+                yield tasks[done], result
                 done += 1
         except BrokenProcessPool:
             pass
-    for log in logs[done:]:
-        yield log, _alone(log, work, context)
+    for task in tasks[done:]:
+        yield task, run_isolated(task, work)
 
 
-def _alone(log: LogInput, work: Callable, context) -> object:
+def run_isolated(task: Task, work: Callable) -> object:
+    """``work(task)`` in a fresh process of its own: its result, or Failed if it died."""
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         with worker_environment():
-            future = pool.submit(work, log)
+            future = pool.submit(work, task)
         try:
             return future.result()
         except BrokenProcessPool:
             return Failed("the worker process died while reading it")
 
 
-def _on_dask(logs: list[LogInput], work: Callable, jobs: int, scheduler):
+def _absolute(task: Task) -> Task:
+    """The task with absolute paths, for workers whose working folder is another."""
+    if isinstance(task, list):
+        return [_absolute(log) for log in task]
+    return replace(task, disk_path=Path(os.path.abspath(task.disk_path)))
+
+
+def _on_dask(tasks: list[Task], work: Callable, jobs: int, scheduler):
     client, owned = _dask_client(scheduler, jobs)
     try:
-        # tasks read files by path: absolute, so workers with another working folder find them
-        tasks = [replace(log, disk_path=log.disk_path.resolve()) for log in logs]
-        futures = client.map(work, tasks, pure=False)
-        for log, future in zip(logs, futures, strict=True):
+        futures = client.map(work, [_absolute(t) for t in tasks], pure=False)
+        for task, future in zip(tasks, futures, strict=True):
             try:
-                yield log, future.result()
+                yield task, future.result()
+            except LogAnalyzerError:
+                raise  # --strict: the first malformed row stops the run, as here
             except Exception as err:  # a task that raised, or a worker that kept dying
-                yield log, Failed(f"failed on the Dask cluster: {type(err).__name__}: {err}")
+                yield task, Failed(f"failed on the Dask cluster: {type(err).__name__}: {err}")
             finally:
                 future.release()
     finally:

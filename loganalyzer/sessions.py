@@ -1,9 +1,11 @@
 """Build the session table (DESIGN.md contract 1): the library's ``read_sessions``.
 
 Each input is parsed chunk by chunk and every chunk is reduced at once to per-session partials
-(aggregate.py), so memory holds a chunk plus the partials. Inputs are independent, so they are
-parsed in worker processes when there is enough to read. After the last input the partials are
-merged (sessions crossing chunks and files become one row) and the columns derived (derive.py).
+(aggregate.py), so memory holds a chunk plus the partials. The partials of each log set are
+merged (sessions crossing chunks and files become one row) and the columns derived (derive.py,
+logsets.py). With several cores, each folder (log sets never span folders) is parsed and
+derived by one worker, so only finished sessions cross processes; when one folder holds most
+of the bytes, files are parsed in workers and derived here. All sessions are sorted last.
 """
 
 from __future__ import annotations
@@ -14,61 +16,25 @@ from datetime import datetime, timedelta
 from functools import partial
 
 import pandas as pd
-import polars as pl
-import pyarrow as pa
 
-from loganalyzer.aggregate import merge_partials
-from loganalyzer.derive import log_set_sessions, to_session_table
+from loganalyzer.derive import to_session_table
 from loganalyzer.errors import LogParseError, NoInputError
-from loganalyzer.parallel import PARALLEL_MIN_BYTES, Failed, resolve_scheduler, run_inputs
+from loganalyzer.logsets import Collector, folder_sessions
+from loganalyzer.parallel import (
+    PARALLEL_MIN_BYTES,
+    Failed,
+    parallel_worth_it,
+    resolve_scheduler,
+    run_inputs,
+    run_isolated,
+    task_bytes,
+)
 from loganalyzer.schema import empty_sessions, to_pandas
 from loganalyzer.sources import Limits, LogSet, ReadStats, disk_size, find_logs
-from loganalyzer.sources.files import Skipped
+from loganalyzer.sources.files import LogInput, Skipped
 from loganalyzer.worker import file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
-
-
-class _Collector:
-    """Collects partials per log set in canonical order, with chunk and file ids."""
-
-    def __init__(self) -> None:
-        self.partials: dict[LogSet, list[pl.DataFrame]] = {}
-        self.chunks = 0
-        self.files: dict[str, int] = {}
-
-    def add(self, logset: LogSet, file_name: str, part: pl.DataFrame) -> None:
-        ids = {
-            "logset": pl.lit(0, pl.UInt32),
-            "chunk": pl.lit(self.chunks, pl.UInt32),
-            "file": pl.lit(self.files.setdefault(file_name, len(self.files)), pl.UInt32),
-        }
-        self.chunks += 1
-        part = part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids)
-        self.partials.setdefault(logset, []).append(part)
-
-    def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
-        """The session table: each log set merged and derived on its own, then all sorted."""
-        files = pl.DataFrame(
-            {"file": list(self.files.values()), "file_name": list(self.files)},
-            schema={"file": pl.UInt32, "file_name": pl.String},
-        )
-        tables = []
-        while self.partials:
-            logset, parts = self.partials.popitem()
-            tables.append(
-                log_set_sessions(
-                    merge_partials(parts),
-                    direction=logset.direction,
-                    path_server=logset.server,
-                    role=logset.role,
-                    files=files,
-                    fallback_window=fallback_window,
-                    server=server,
-                )
-            )
-            del parts
-        return to_session_table(tables)
 
 
 def read_sessions(
@@ -112,44 +78,97 @@ def read_sessions(
         paths = [paths]
     stats = ReadStats()
     logs = find_logs(paths, stats, strict=strict)
-    work = partial(
-        file_partials,
-        server=server,
-        strict=strict,
-        chunk_bytes=chunk_bytes,
-        limits=limits or Limits(),
-    )
-    collector = _Collector()
-    results = run_inputs(
-        logs,
-        work,
-        jobs=jobs or os.cpu_count() or 1,
-        scheduler=resolve_scheduler(scheduler),
-        min_parallel_bytes=PARALLEL_MIN_BYTES,
-    )
-    for log, result in results:
+    jobs = jobs or os.cpu_count() or 1
+    scheduler = resolve_scheduler(scheduler)
+    options = {"server": server, "strict": strict, "chunk_bytes": chunk_bytes}
+    options["limits"] = limits or Limits()
+    folders = folder_tasks(logs, jobs)
+    if folders is not None and (
+        scheduler is not None or parallel_worth_it(folders, jobs, PARALLEL_MIN_BYTES)
+    ):
+        work = partial(folder_sessions, fallback_window=fallback_window, **options)
+        results = run_inputs(folders, work, jobs=jobs, scheduler=scheduler)
+        derived, by_file = _gather_folders(results, options, fallback_window, on_file)
+    else:
+        work = partial(file_partials, **options)
+        parallel = parallel_worth_it(logs, jobs, PARALLEL_MIN_BYTES)
+        results = run_inputs(logs, work, jobs=jobs, scheduler=scheduler, parallel=parallel)
+        derived, by_file = _gather_files(results, options, fallback_window, on_file)
+    for log in logs:  # statistics in input order, whatever order the work finished in
+        result = by_file[log.name]
         if isinstance(result, Failed):
             if strict:
                 raise LogParseError(log.name, None, result.reason)
             stats.skipped.append(Skipped(log.name, result.reason))
         else:
-            partials, file_stats = result
-            stats.merge(file_stats)
-            for logset, part in partials:
-                collector.add(logset, log.name, part)
-        if on_file is not None:
-            on_file(log, disk_size(log))
+            stats.merge(result)
     if stats.files == 0:
         raise NoInputError(_nothing_readable(stats))
-    if not collector.partials:
+    if not derived:
         df = empty_sessions()
     else:
-        df = to_pandas(collector.table(fallback_window=fallback_window, server=server))
+        derived.sort(key=lambda item: _logset_order(item[0]))  # ties: a fixed order
+        df = to_pandas(to_session_table([sessions for _, sessions in derived]))
         df = filter_window(df, since, until)
     stats.sessions = len(df)
     _count_malformed_fields(df, stats)
     df.attrs["read_stats"] = stats.as_dict()
     return df
+
+
+def folder_tasks(logs: list[LogInput], jobs: int) -> list[list[LogInput]] | None:
+    """The inputs grouped by folder (a log set never spans folders), largest first, when
+    the folders spread the work over ``jobs`` workers: at least ``jobs`` folders and none
+    holding more than half the bytes. Else None: parse file by file, derive here."""
+    groups: dict[str, list[LogInput]] = {}
+    for log in logs:
+        groups.setdefault(log.folder_key, []).append(log)
+    tasks = sorted(groups.values(), key=task_bytes, reverse=True)
+    total = sum(task_bytes(t) for t in tasks)
+    if len(tasks) < max(jobs, 2) or task_bytes(tasks[0]) > total / 2:
+        return None
+    return tasks
+
+
+def _gather_files(results, options, fallback_window, on_file):
+    """Per-file partials -> log sets derived here."""
+    collector = Collector()
+    by_file: dict[str, object] = {}
+    for log, result in results:
+        if isinstance(result, Failed):
+            by_file[log.name] = result
+        else:
+            partials, by_file[log.name] = result
+            for logset, part in partials:
+                collector.add(logset, log.name, part)
+        if on_file is not None:
+            on_file(log, disk_size(log))
+    return collector.derive(fallback_window=fallback_window, server=options["server"]), by_file
+
+
+def _gather_folders(results, options, fallback_window, on_file):
+    """Per-folder derived sessions; a folder whose worker died is read again file by file,
+    each in a process of its own, so only the file that kills a worker is lost."""
+    derived, by_file = [], {}
+    for logs, result in results:
+        if isinstance(result, Failed):
+            work = partial(file_partials, **options)
+            retried = [(log, run_isolated(log, work)) for log in logs]
+            more, stats = _gather_files(retried, options, fallback_window, None)
+            derived += more
+            by_file.update(stats)
+        else:
+            sessions, stats = result
+            derived += sessions
+            by_file.update({log.name: st for log, st in zip(logs, stats, strict=True)})
+        if on_file is not None:
+            for log in logs:
+                on_file(log, disk_size(log))
+    return derived, by_file
+
+
+def _logset_order(logset: LogSet) -> tuple:
+    return (logset.folder, logset.direction, logset.server or "", logset.role or "")
 
 
 #: Certificate fields that Exchange writes as hex; other values (masked ones) are kept as logged.

@@ -1,0 +1,88 @@
+"""Session partials per log set, merged and derived into sessions (one log set at a time).
+
+A log set is the files one transport service of one server writes in one direction: sessions,
+failed-connect pairs and fallback peers never leave it. ``Collector`` gathers the partials of
+any number of files; ``folder_sessions`` is the work of one parallel task: every file of one
+folder, parsed and derived there, so only finished sessions cross process boundaries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from loganalyzer.aggregate import merge_partials
+from loganalyzer.derive import log_set_sessions
+from loganalyzer.sources import Limits, LogSet, ReadStats
+from loganalyzer.sources.files import LogInput
+from loganalyzer.worker import file_partials
+
+#: One log set's derived sessions (SESSION_SCHEMA columns, unsorted).
+Derived = tuple[LogSet, pl.DataFrame]
+
+
+class Collector:
+    """Collects partials per log set in canonical order, with chunk and file ids."""
+
+    def __init__(self) -> None:
+        self.partials: dict[LogSet, list[pl.DataFrame]] = {}
+        self.chunks = 0
+        self.files: dict[str, int] = {}
+
+    def add(self, logset: LogSet, file_name: str, part: pl.DataFrame) -> None:
+        ids = {
+            "logset": pl.lit(0, pl.UInt32),
+            "chunk": pl.lit(self.chunks, pl.UInt32),
+            "file": pl.lit(self.files.setdefault(file_name, len(self.files)), pl.UInt32),
+        }
+        self.chunks += 1
+        part = part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids)
+        self.partials.setdefault(logset, []).append(part)
+
+    def derive(self, *, fallback_window: timedelta, server: str | None) -> list[Derived]:
+        """Each log set merged and derived on its own (the partials are released as it goes)."""
+        files = pl.DataFrame(
+            {"file": list(self.files.values()), "file_name": list(self.files)},
+            schema={"file": pl.UInt32, "file_name": pl.String},
+        )
+        out = []
+        while self.partials:
+            logset, parts = self.partials.popitem()
+            sessions = log_set_sessions(
+                merge_partials(parts),
+                direction=logset.direction,
+                path_server=logset.server,
+                role=logset.role,
+                files=files,
+                fallback_window=fallback_window,
+                server=server,
+            )
+            out.append((logset, sessions))
+            del parts
+        return out
+
+
+def folder_sessions(
+    logs: list[LogInput],
+    *,
+    server: str | None,
+    strict: bool,
+    chunk_bytes: int | None,
+    limits: Limits,
+    fallback_window: timedelta,
+) -> tuple[list[Derived], list[ReadStats]]:
+    """Parse every file of one folder and derive its sessions (runs in a worker).
+
+    Returns the derived log sets and each file's read statistics (in ``logs`` order).
+    """
+    collector = Collector()
+    stats = []
+    for log in logs:
+        partials, file_stats = file_partials(
+            log, server=server, strict=strict, chunk_bytes=chunk_bytes, limits=limits
+        )
+        stats.append(file_stats)
+        for logset, part in partials:
+            collector.add(logset, log.name, part)
+    return collector.derive(fallback_window=fallback_window, server=server), stats
