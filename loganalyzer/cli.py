@@ -39,6 +39,36 @@ class TableFormat(StrEnum):
     parquet = "parquet"
 
 
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+InventoryOption = Annotated[
+    list[str] | None,
+    typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
+]
+ConnectorsOption = Annotated[
+    list[str] | None, typer.Option("--connectors", help="Connector and Get-AuthConfig exports.")
+]
+NowOption = Annotated[
+    str | None, typer.Option(help="'Today' for expiry checks (default: the wall clock).")
+]
+FailOnOption = Annotated[
+    Severity | None,
+    typer.Option(help="Exit with code 1 when findings at or above this severity exist."),
+]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(help="Server name for logs whose folders and connector ids name none."),
+]
+StrictOption = Annotated[
+    bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+]
+PfxOption = Annotated[Path | None, typer.Option(help="File whose first line is the PFX password.")]
+
+
 FormatOption = Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")]
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write to FILE (atomically), not stdout.")
@@ -203,10 +233,7 @@ def sessions(
     ] = None,
     fmt: FormatOption = TableFormat.table,
     output: OutputOption = None,
-    server: Annotated[
-        str | None,
-        typer.Option(help="Server name for logs whose folders and connector ids name none."),
-    ] = None,
+    server: ServerOption = None,
     fallback_window: Annotated[
         float,
         typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
@@ -222,9 +249,7 @@ def sessions(
     max_inflate_bytes: Annotated[
         int, typer.Option(min=1, help="Stop a .gz file or zip member that expands beyond this.")
     ] = DEFAULT_LIMITS.max_inflate_bytes,
-    strict: Annotated[
-        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
-    ] = False,
+    strict: StrictOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -352,47 +377,23 @@ def _read_inventory(inventory, connectors, pfx_password_file, debug, date_format
     return read
 
 
-class Severity(StrEnum):
-    info = "info"
-    warning = "warning"
-    critical = "critical"
-
-
 @app.command()
 def findings(
     logs: Annotated[
         list[str],
         typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
     ],
-    inventory: Annotated[
-        list[str] | None,
-        typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
-    ] = None,
-    connectors: Annotated[
-        list[str] | None,
-        typer.Option("--connectors", help="Connector and Get-AuthConfig exports."),
-    ] = None,
-    now: Annotated[
-        str | None, typer.Option(help="'Today' for expiry checks (default: the wall clock).")
-    ] = None,
-    fail_on: Annotated[
-        Severity | None,
-        typer.Option(help="Exit with code 1 when findings at or above this severity exist."),
-    ] = None,
-    server: Annotated[
-        str | None,
-        typer.Option(help="Server name for logs whose folders and connector ids name none."),
-    ] = None,
+    inventory: InventoryOption = None,
+    connectors: ConnectorsOption = None,
+    now: NowOption = None,
+    fail_on: FailOnOption = None,
+    server: ServerOption = None,
     fmt: FormatOption = TableFormat.table,
     output: OutputOption = None,
-    pfx_password_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the PFX password.")
-    ] = None,
+    pfx_password_file: PfxOption = None,
     jobs: JobsOption = None,
     scheduler: SchedulerOption = None,
-    strict: Annotated[
-        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
-    ] = False,
+    strict: StrictOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -442,24 +443,13 @@ def report(
             help="Log files, folders, globs, .gz or .zip. None: the demo on sample_logs/incident."
         ),
     ] = None,
-    inventory: Annotated[
-        list[str] | None,
-        typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
-    ] = None,
-    connectors: Annotated[
-        list[str] | None,
-        typer.Option("--connectors", help="Connector and Get-AuthConfig exports."),
-    ] = None,
+    inventory: InventoryOption = None,
+    connectors: ConnectorsOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path(
         "reports"
     ),
-    now: Annotated[
-        str | None, typer.Option(help="'Today' for expiry checks (default: the wall clock).")
-    ] = None,
-    fail_on: Annotated[
-        Severity | None,
-        typer.Option(help="Exit with code 1 when findings at or above this severity exist."),
-    ] = None,
+    now: NowOption = None,
+    fail_on: FailOnOption = None,
     tz: Annotated[
         str, typer.Option("--tz", help="Time zone to show times in (e.g. Europe/Berlin).")
     ] = "UTC",
@@ -487,18 +477,11 @@ def report(
     until: Annotated[
         str | None, typer.Option(help="Keep sessions starting at or before: ISO time or age.")
     ] = None,
-    server: Annotated[
-        str | None,
-        typer.Option(help="Server name for logs whose folders and connector ids name none."),
-    ] = None,
+    server: ServerOption = None,
     jobs: JobsOption = None,
     scheduler: SchedulerOption = None,
-    pfx_password_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the PFX password.")
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
-    ] = False,
+    pfx_password_file: PfxOption = None,
+    strict: StrictOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -82,3 +83,12 @@ class Session:
         self.seq += 1
         self.time += timedelta(milliseconds=100)
         return self
+
+
+def load_corpus_generator():
+    """benchmarks/generate_corpus.py as a module (tests make small corpora with it)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "generate_corpus.py"
+    spec = importlib.util.spec_from_file_location("generate_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

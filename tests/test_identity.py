@@ -8,7 +8,6 @@ and in worker processes: the tables must be identical apart from ``file`` and ``
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import random
 import shutil
 import zipfile
@@ -18,13 +17,9 @@ import pytest
 
 import loganalyzer
 import loganalyzer.sessions
-from tests.conftest import ROOT
+from tests.helpers import load_corpus_generator
 
-_spec = importlib.util.spec_from_file_location(
-    "generate_corpus", ROOT / "benchmarks" / "generate_corpus.py"
-)
-generate_corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(generate_corpus)
+generate_corpus = load_corpus_generator()
 
 
 def _table(df):

@@ -7,7 +7,6 @@ generous timeouts, so a loaded 2-core CI machine does not make them flaky.
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,16 +23,13 @@ from loganalyzer.errors import LogParseError
 from loganalyzer.findings import find_issues
 from loganalyzer.inventory.reader import read_files
 from loganalyzer.worker import CRASH_FOR_TESTS
-from tests.conftest import ROOT, SAMPLE_LOGS
+from tests.conftest import SAMPLE_LOGS
+from tests.helpers import load_corpus_generator
 
 INCIDENT = SAMPLE_LOGS / "incident"
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 
-_spec = importlib.util.spec_from_file_location(
-    "generate_corpus", ROOT / "benchmarks" / "generate_corpus.py"
-)
-generate_corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(generate_corpus)
+generate_corpus = load_corpus_generator()
 
 
 @pytest.fixture(scope="module")

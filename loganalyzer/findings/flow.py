@@ -381,13 +381,13 @@ def _peers(s: pd.DataFrame) -> pd.Series:
 def domain_of(host: str) -> str | None:
     """``mx1.mail.example.net`` -> ``example.net``; an IP literal or empty name -> None."""
     name = host.strip().strip("[]").rstrip(".").lower()
-    if not name or _is_ip(name):
+    if not name or is_ip(name):
         return None
     labels = name.split(".")
     return ".".join(labels[-2:])
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -22,6 +22,7 @@ import re
 import pandas as pd
 import pyarrow as pa
 
+from loganalyzer.findings.flow import is_ip
 from loganalyzer.findings.model import Options
 from loganalyzer.report.data import ReportData
 
@@ -140,20 +141,12 @@ def internal_names(sessions: pd.DataFrame, networks: tuple[str, ...]) -> dict[st
             hosts |= {str(h) for h in inside[column].dropna() if str(h).strip("[]") != ""}
     count = 0
     for host in sorted(hosts):
-        if host in names or _ADDRESS.search(host) or _is_ip(host.strip("[]")):
+        if host in names or _ADDRESS.search(host) or is_ip(host.strip("[]")):
             continue
         if "." in host or any(ch.isdigit() for ch in host):  # not a word like "mail"
             count += 1
             names[host] = f"host-{count}"
     return names
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def redact(
