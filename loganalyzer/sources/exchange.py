@@ -148,27 +148,43 @@ _COMMANDS = {"EHLO": K_EHLO, "HELO": K_EHLO, "MAIL": K_MAIL, "RCPT": K_RCPT}
 _STARTTLS_COMMANDS = ("STARTTLS", "X-ANONYMOUSTLS")
 
 
-K_MAYBE_OFFER = 255  # internal: a single-row EHLO reply, decided by a keyword test
+def reply_kinds(data: pl.Expr) -> pl.Expr:
+    """Kind of each server reply (UInt8), decided natively in Polars on every row.
 
-
-def reply_kind(prefix: str) -> int:
-    """Kind of a server reply from its first 20 characters (the code and a few words).
-
-    A single-row EHLO reply (``250  host Hello ...``) gives K_MAYBE_OFFER: whether it lists
-    STARTTLS is decided on the whole line. Error replies are told apart from TLS refusals
-    (``K_TLS_REPLY``) on the whole line too.
+    The code and first words (20 characters) say banner, STARTTLS offer (multi-row EHLO
+    reply), message queued or error; a single-row EHLO reply (``250  host Hello ...``) is an
+    offer when the whole line lists STARTTLS; an error reply is a TLS refusal when the whole
+    line says so. (Replies carry message ids, so classifying distinct texts in Python would
+    run once per message.)
     """
-    if prefix.startswith("220 "):
-        return 0 if prefix.startswith("220 2.0.0") else K_BANNER
-    if prefix.startswith("250  "):
-        return K_MAYBE_OFFER
-    if prefix.startswith("250"):
-        if _REPLY_OFFER.match(prefix):
-            return K_OFFER
-        return K_QUEUED if _REPLY_QUEUED.match(prefix) else 0
-    if prefix[:1] in ("4", "5") and prefix[1:3].isdigit():
-        return K_ERROR_REPLY
-    return 0
+    prefix = data.str.slice(0, 20)
+
+    def kind(value: int) -> pl.Expr:
+        return pl.lit(value, pl.UInt8)
+
+    return (
+        pl.when(prefix.str.starts_with("220 2.0.0"))
+        .then(kind(0))
+        .when(prefix.str.starts_with("220 "))
+        .then(kind(K_BANNER))
+        .when(prefix.str.starts_with("250  "))
+        .then(
+            pl.when(data.str.contains(r" (?:STARTTLS|X-ANONYMOUSTLS)(?: |$)"))
+            .then(kind(K_OFFER))
+            .otherwise(kind(0))
+        )
+        .when(prefix.str.contains(_REPLY_OFFER.pattern))
+        .then(kind(K_OFFER))
+        .when(prefix.str.contains("(?i)" + _REPLY_QUEUED.pattern))
+        .then(kind(K_QUEUED))
+        .when(prefix.str.contains(r"^[45][0-9][0-9]"))
+        .then(
+            pl.when(data.str.contains(_TLS_REPLY_PATTERN))
+            .then(kind(K_TLS_REPLY))
+            .otherwise(kind(K_ERROR_REPLY))
+        )
+        .otherwise(kind(0))
+    )
 
 
 def command_kind(prefix: str) -> int:
@@ -256,18 +272,7 @@ def classify(rows: pl.DataFrame, direction: str) -> pl.DataFrame:
         v=pl.when(pl.col("kind").is_in(DATA_KINDS)).then(pl.col("data")).otherwise(pl.col("ctx")),
     )
     replies = rows.filter(ev == server).select("row", "sid", "seq", v="data")
-    prefix = pl.col("v").str.slice(0, 20)
-    kind = _mapped(prefix, replies.get_column("v").str.slice(0, 20), reply_kind)
-    replies = replies.with_columns(kind=kind.cast(pl.UInt8)).filter(pl.col("kind") > 0)
-    v = pl.col("v")
-    offer = v.str.contains(r" (?:STARTTLS|X-ANONYMOUSTLS)(?: |$)")
-    replies = replies.with_columns(
-        kind=pl.when(pl.col("kind") == K_MAYBE_OFFER)
-        .then(pl.when(offer).then(pl.lit(K_OFFER, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8)))
-        .when((pl.col("kind") == K_ERROR_REPLY) & v.str.contains(_TLS_REPLY_PATTERN))
-        .then(pl.lit(K_TLS_REPLY, pl.UInt8))
-        .otherwise(pl.col("kind"))
-    ).filter(pl.col("kind") > 0)
+    replies = replies.with_columns(kind=reply_kinds(pl.col("v"))).filter(pl.col("kind") > 0)
     commands = rows.filter(ev == client).select("row", "sid", "seq", v="data")
     first8 = commands.get_column("v").str.slice(0, 8)
     commands = commands.with_columns(
