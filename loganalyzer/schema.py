@@ -7,8 +7,12 @@ text is ``large_string`` (what Polars hands over, so no copy is needed); missing
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made (workers never need it)
+    import pandas as pd
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -121,6 +125,8 @@ OUTCOMES = ("tls", "plaintext", "tls_failed", "connect_failed", "incomplete")
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow table -> pandas DataFrame with Arrow-backed dtypes (no copies into NumPy objects)."""
+    import pandas as pd
+
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
