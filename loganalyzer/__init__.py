@@ -34,6 +34,13 @@ _LAZY = {
     "read_events": "loganalyzer.events",
     "SESSION_COLUMNS": "loganalyzer.schema",
     "SESSION_SCHEMA": "loganalyzer.schema",
+    "ingest": "loganalyzer.store",
+    "open_store": "loganalyzer.store",
+    "read_store": "loganalyzer.store",
+    "Store": "loganalyzer.store",
+    "StoreError": "loganalyzer.store",
+    "write_tlsrpt": "loganalyzer.tlsrpt",
+    "tlsrpt_reports": "loganalyzer.tlsrpt",
 }
 
 __all__ = [
@@ -44,15 +51,22 @@ __all__ = [
     "LogAnalyzerError",
     "LogParseError",
     "NoInputError",
+    "Store",
+    "StoreError",
     "UnknownFormatError",
     "__version__",
     "certificates",
     "connector_choices",
+    "ingest",
+    "open_store",
     "read_connectors",
     "read_events",
     "read_inventory",
     "read_sessions",
+    "read_store",
     "session_certificate_facts",
+    "tlsrpt_reports",
+    "write_tlsrpt",
 ]
 
 

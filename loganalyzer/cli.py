@@ -177,12 +177,102 @@ def main_options(
     """Find TLS fallbacks, presented certificates and mail-flow halts in SMTP protocol logs."""
 
 
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Read a store written by 'loganalyzer ingest' instead of LOGS."),
+]
+
+
+def _logs_or_store(logs: list[str] | None, store: Path | None) -> None:
+    if bool(logs) == (store is not None):
+        raise typer.BadParameter("give LOGS or --store DIR (one of them)")
+
+
+def _store_sessions(debug: bool, store: Path, since, until, margin=None):
+    """Sessions of a store overlapping the window (plus ``margin`` before it)."""
+    from datetime import timedelta as _td
+
+    from loganalyzer.store import read_store
+
+    df = _run(debug, read_store, store, since, until, margin=margin or _td(0))
+    _say(
+        f"loganalyzer: {len(df):,} sessions from {len(df.attrs['partitions_read'])} "
+        f"store partitions"
+    )
+    return df
+
+
 @app.command()
-def sessions(
+def ingest(
     logs: Annotated[
         list[str],
         typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
     ],
+    store: Annotated[Path, typer.Option("--store", help="Store folder (created when missing).")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server name for logs whose folders and connector ids name none."),
+    ] = None,
+    fallback_window: Annotated[
+        float,
+        typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
+    ] = DEFAULT_FALLBACK_WINDOW.total_seconds() / 60,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for another run writing to the store."),
+    ] = 0.0,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Add the sessions of LOGS to a store (Parquet by day and server, plus a manifest).
+
+    Only what is new is read: new files and the appended tail of files that grew. Files that
+    are gone keep their sessions. A crash leaves the previous state readable; a second run
+    waits for the first (--wait) or exits with code 2.
+    """
+    from loganalyzer.store import ingest as ingest_logs
+
+    if fallback_window < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--fallback-window")
+    with _Progress(logs, enabled=not quiet) as progress:
+        result = _run(
+            debug,
+            ingest_logs,
+            logs,
+            store,
+            server=server,
+            fallback_window=timedelta(minutes=fallback_window),
+            strict=strict,
+            wait=wait,
+            on_file=progress.on_file,
+        )
+    stats = result.stats.as_dict()
+    _say(
+        f"loganalyzer: {result.files_new} new, {result.files_grown} grown, "
+        f"{result.files_unchanged} unchanged, {result.files_gone} gone files; "
+        f"{result.rows_read:,} rows read; {result.sessions:,} sessions in {store}"
+    )
+    for example in stats["malformed_examples"][:5]:
+        _say(f"  malformed: {example}")
+    _say_skipped([(s["file"], s["reason"]) for s in stats["skipped"]])
+    if not result.sessions and not result.files_unchanged and not result.files_new:
+        _say("loganalyzer: error: nothing readable")
+        raise typer.Exit(2)
+
+
+@app.command()
+def sessions(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ] = None,
+    store: StoreOption = None,
+    now: Annotated[
+        str | None, typer.Option(help="The time relative --since/--until count back from.")
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
     ] = None,
@@ -228,7 +318,13 @@ def sessions(
     if fallback_window < 0:
         raise typer.BadParameter("must not be negative", param_hint="--fallback-window")
     window = timedelta(minutes=fallback_window)
-    start, end = parse_time(since), parse_time(until)
+    _logs_or_store(logs, store)
+    reference = parse_time(now)
+    start, end = parse_time(since, reference), parse_time(until, reference)
+    if store is not None:
+        df = _store_sessions(debug, store, start, end)
+        _run(debug, write, df, fmt.value, output)
+        return
     with _Progress(logs, enabled=not quiet) as progress:
         df = _run(
             debug,
@@ -252,6 +348,13 @@ def certs(
     logs: Annotated[
         list[str] | None,
         typer.Argument(help="Protocol logs: where and when each certificate was presented."),
+    ] = None,
+    store: StoreOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="With --store: sessions ending at or after (ISO or 24h).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="With --store: sessions starting at or before.")
     ] = None,
     inventory: Annotated[
         list[str] | None,
@@ -301,8 +404,10 @@ def certs(
 
     from loganalyzer.certs import certificates, connector_choices
 
-    if not (logs or inventory or connectors):
-        raise typer.BadParameter("give LOGS, --inventory or --connectors")
+    if not (logs or inventory or connectors or store):
+        raise typer.BadParameter("give LOGS, --store, --inventory or --connectors")
+    if logs and store is not None:
+        raise typer.BadParameter("give LOGS or --store DIR (one of them)")
     if fmt is TableFormat.parquet and output is None:
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
     try:
@@ -313,6 +418,8 @@ def certs(
         ) from None
     when = parse_time(now)
     sessions = None
+    if store is not None:
+        sessions = _store_sessions(debug, store, parse_time(since, when), parse_time(until, when))
     if logs:
         with _Progress(logs, enabled=not quiet) as progress:
             sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
@@ -349,9 +456,27 @@ class Severity(StrEnum):
 @app.command()
 def findings(
     logs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
-    ],
+    ] = None,
+    store: StoreOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --store: findings reaching into this window (ISO or 24h, 7d)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="With --store: end of the window.")] = None,
+    allowlist: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of accepted findings (reason, optional expiry): left out."),
+    ] = None,
+    new_only: Annotated[
+        bool,
+        typer.Option(help="Only findings not in the previous run (needs --state FILE)."),
+    ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="File remembering this run's findings for the next --new-only run."),
+    ] = None,
     inventory: Annotated[
         list[str] | None,
         typer.Option("--inventory", help="Certificate files or Get-ExchangeCertificate exports."),
@@ -382,16 +507,28 @@ def findings(
     """Verdicts with evidence: mail-flow halts and silences, fallbacks, plaintext, TLS failures,
     legacy TLS, and certificate and connector problems. Most severe first.
     """
-    from loganalyzer.findings import at_or_above, find_issues
+    from loganalyzer.findings import alerts, at_or_above, find_issues
 
     if fmt is TableFormat.parquet and output is None:
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
+    _logs_or_store(logs, store)
+    if new_only and state is None:
+        raise typer.BadParameter("--new-only needs --state FILE", param_hint="--new-only")
     when = parse_time(now)
-    with _Progress(logs, enabled=not quiet) as progress:
-        sessions = _run(debug, read_sessions, logs, server=server, on_file=progress.on_file)
-    _summary(sessions.attrs["read_stats"])
+    accepted_rules = _run(debug, alerts.load_allowlist, allowlist) if allowlist else []
+    start, end = parse_time(since, when), parse_time(until, when)
+    if store is not None:
+        from loganalyzer.store import FINDINGS_MARGIN
+
+        sessions = _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
+    else:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(debug, read_sessions, logs, server=server, on_file=progress.on_file)
+        _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     table = find_issues(sessions, inv.certificates, inv.connectors, now=when)
+    table = alerts.findings_in_window(table, start, end)
+    table = _alert_filters(debug, table, accepted_rules, when, new_only, state)
     _run(debug, write, table, fmt.value, output, FINDING_COLUMNS)
     counts = table["severity"].value_counts().to_dict()
     _say(
@@ -401,6 +538,28 @@ def findings(
     )
     if fail_on is not None and len(at_or_above(table, fail_on.value)):
         raise typer.Exit(1)
+
+
+def _alert_filters(debug, table, accepted_rules, when, new_only, state):
+    """Leave out accepted findings, then (with --new-only) those of the previous run."""
+    from loganalyzer.findings import alerts
+
+    if accepted_rules:
+        table, accepted, expired = alerts.apply_allowlist(table, accepted_rules, when)
+        if len(accepted):
+            _say(f"loganalyzer: {len(accepted)} findings accepted by the allowlist (left out)")
+        for rule in expired:
+            _say(
+                f"  allowlist entry {rule.entry} expired {rule.expires_utc:%Y-%m-%d}: {rule.reason}"
+            )
+    if state is not None:
+        previous = _run(debug, alerts.read_previous_keys, state)
+        _run(debug, alerts.write_state, table, state)
+        if new_only:
+            before = len(table)
+            table = alerts.new_findings(table, previous or set())
+            _say(f"loganalyzer: {before - len(table)} findings already reported (left out)")
+    return table
 
 
 FINDING_COLUMNS = ("severity", "kind", "title", "first_seen_utc", "sessions", "cause")
