@@ -540,6 +540,124 @@ def findings(
         raise typer.Exit(1)
 
 
+@app.command()
+def tlsrpt(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ] = None,
+    store: StoreOption = None,
+    organization: Annotated[
+        str, typer.Option(help="organization-name: who sends the reports.")
+    ] = "",
+    contact: Annotated[str, typer.Option(help="contact-info: an address for questions.")] = "",
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="UTC day to report, YYYY-MM-DD (default: every day in LOGS; "
+            "with --store: yesterday).",
+        ),
+    ] = None,
+    gz: Annotated[bool, typer.Option("--gzip", help="Write .json.gz files.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for one file per policy domain and day; "
+            "'-' prints one JSON report per line.",
+        ),
+    ] = "-",
+    connectors: Annotated[
+        list[str] | None,
+        typer.Option("--connectors", help="Send connector exports (smart hosts, address spaces)."),
+    ] = None,
+    policies: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON {domain: {policy-type, policy-string, mx-host}} of known "
+            "MTA-STS/DANE policies (else no-policy-found)."
+        ),
+    ] = None,
+    now: Annotated[str | None, typer.Option(help="'Today' for the default --date.")] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """SMTP TLS reports (RFC 8460) from send sessions: one per policy domain per UTC day.
+
+    Local faults (our own certificate unusable or rejected) are left out of the reports and
+    listed here instead.
+    """
+    import json as _json
+    from datetime import date as _date
+
+    from loganalyzer.tlsrpt import sender_domain, tlsrpt_reports, write_tlsrpt
+
+    _logs_or_store(logs, store)
+    if not organization.strip() or not contact.strip():
+        raise typer.BadParameter("--organization and --contact are required")
+    try:
+        wanted = _date.fromisoformat(day) if day else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
+    if store is not None:
+        if wanted is None:
+            wanted = ((parse_time(now) or datetime.now(UTC)) - timedelta(days=1)).date()
+        begin = datetime.combine(wanted, datetime.min.time(), UTC)
+        sessions = _store_sessions(debug, store, begin, begin + timedelta(days=1, microseconds=-1))
+    else:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
+        _summary(sessions.attrs["read_stats"])
+    known = {}
+    if policies is not None:
+        try:
+            known = _json.loads(policies.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            _say(f"loganalyzer: error: {policies}: cannot read the policies: {err}")
+            raise typer.Exit(2) from None
+    inv = _read_inventory(None, connectors, None, debug)
+    result = tlsrpt_reports(
+        sessions, organization=organization, contact=contact, day=wanted,
+        connectors=inv.connectors, policies=known,
+    )  # fmt: skip
+    if output == "-":
+        for report in result.reports:
+            typer.echo(_json.dumps(report, ensure_ascii=False))
+    else:
+        sender = sender_domain(contact, organization)
+        paths = _run(debug, write_tlsrpt, result.reports, Path(output), sender=sender, gz=gz)
+        for path in paths:
+            _say(f"  wrote {path}")
+    _say(f"loganalyzer: {len(result.reports)} TLS reports")
+    _say_left_out("local fault (our certificate), not reported", result.local_faults)
+    _say_left_out("no policy domain known, not reported", result.unattributed)
+
+
+def _say_left_out(why: str, sessions) -> None:
+    if sessions is None or sessions.empty:
+        return
+    _say(f"loganalyzer: {len(sessions)} sessions left out: {why}:")
+    error = sessions["tls_error"].fillna(sessions["last_error"]).fillna("")
+    keys = ["server", "connector", "remote_host", "remote_ip"]
+    groups = sessions.assign(_error=error).groupby([*keys, "_error"], dropna=False, sort=True)
+    for key, group in groups:
+        first = group.iloc[0]
+        scope = " ".join(str(k) for k in key[:-1] if k is not None and not pd_isna(k))
+        where = f"{first['file']}:{first['line']}"
+        _say(f"  {len(group)} x {key[-1] or 'no error'}: {scope} (first {where})")
+
+
+def pd_isna(value) -> bool:
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
 def _alert_filters(debug, table, accepted_rules, when, new_only, state):
     """Leave out accepted findings, then (with --new-only) those of the previous run."""
     from loganalyzer.findings import alerts
