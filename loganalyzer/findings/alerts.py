@@ -184,8 +184,11 @@ def read_previous_keys(path: str | os.PathLike[str]) -> set[str] | None:
         return None
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if text.lstrip().startswith('{"keys"') else None
-        if data is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None  # JSON lines
+        if isinstance(data, dict) and "keys" in data:
             return set(data["keys"])
         return {finding_key(json.loads(line)) for line in text.splitlines() if line.strip()}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
