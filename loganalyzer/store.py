@@ -387,12 +387,16 @@ def _plan(
             continue
         if entry is not None:
             try:
-                same = (
-                    size >= entry["offset"]
-                    and _head_hash(log, entry["head_len"]) == entry["head_hash"]
-                )
+                same = _head_hash(log, entry["head_len"]) == entry["head_hash"]
             except READ_ERRORS:
                 same = False
+            if same and size < entry["offset"] and not _compressed(log):  # .gz: compressed size
+                entry["size"], entry["mtime_ns"] = size, mtime
+                result.stats.skipped.append(
+                    Skipped(log.name, "shrank since the last run (same start): kept what was read")
+                )
+                result.files_unchanged += 1
+                continue
             if same:
                 entry["size"], entry["mtime_ns"] = size, mtime
                 if entry["offset"] < size or log.member is not None or _compressed(log):

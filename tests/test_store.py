@@ -141,6 +141,37 @@ def test_a_replaced_file_is_read_as_a_new_one(tmp_path):
     assert got["session_id"].tolist() == ["08DD000000000001", "08DD000000000002"]
 
 
+def test_a_file_that_shrank_keeps_what_was_read(logs, tmp_path):
+    reference = read_sessions(logs)
+    ingest(logs, tmp_path / "store")
+    path = sorted(logs.rglob("*.LOG"))[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rfind(b"\n", 0, len(data) // 2) + 1])
+    result = ingest(logs, tmp_path / "store")
+    assert result.files_new == 0 and result.rows_read == 0
+    assert [s.reason for s in result.stats.skipped] == [
+        "shrank since the last run (same start): kept what was read"
+    ]
+    _assert_same(tmp_path / "store", reference)
+
+
+def test_gzip_files_are_read_once_and_a_regrown_gzip_from_where_it_stopped(tmp_path):
+    logs = tmp_path / "logs"
+    rows = [
+        row(f"06:00:0{i}.000", "EX01\\Default", f"08DD00000000000{i}", 0, "10.0.0.1:25",
+            f"192.0.2.{i}:4000", "+")
+        for i in range(1, 4)
+    ]  # fmt: skip
+    write_log(logs / "RECV2026112606-1.LOG", rows[:2], gz=True)
+    ingest(logs, tmp_path / "store")
+    assert ingest(logs, tmp_path / "store").rows_read == 0
+    path = write_log(logs / "RECV2026112606-1.LOG", rows, gz=True)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = ingest(logs, tmp_path / "store")
+    assert (again.files_grown, again.rows_read) == (1, 1)
+    _assert_same(tmp_path / "store", read_sessions(logs))
+
+
 def test_a_crash_mid_write_leaves_the_previous_state(logs, tmp_path, monkeypatch):
     store = tmp_path / "store"
     reference = read_sessions(logs)
