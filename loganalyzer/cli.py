@@ -258,9 +258,6 @@ def ingest(
     for example in stats["malformed_examples"][:5]:
         _say(f"  malformed: {example}")
     _say_skipped([(s["file"], s["reason"]) for s in stats["skipped"]])
-    if not result.sessions and not result.files_unchanged and not result.files_new:
-        _say("loganalyzer: error: nothing readable")
-        raise typer.Exit(2)
 
 
 @app.command()

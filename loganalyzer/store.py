@@ -45,9 +45,9 @@ import pyarrow.parquet as pq
 
 from loganalyzer.aggregate import chunk_partial, merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
-from loganalyzer.errors import LogAnalyzerError, LogParseError
+from loganalyzer.errors import LogAnalyzerError, LogParseError, NoInputError
 from loganalyzer.schema import SESSION_SCHEMA, empty_sessions, to_pandas
-from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, filter_window
+from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, _nothing_readable, filter_window
 from loganalyzer.sources import (
     Limits,
     LogSet,
@@ -338,9 +338,10 @@ def ingest(
     with _locked(folder, wait):
         manifest = _load_manifest(folder)
         _collect_garbage(folder, manifest)
-        plan = _plan(
-            manifest, find_logs(paths, result.stats, strict=strict), result, server, strict
-        )
+        logs = find_logs(paths, result.stats, strict=strict)
+        if not logs:
+            raise NoInputError(_nothing_readable(result.stats))
+        plan = _plan(manifest, logs, result, server, strict)
         new_partials: dict[str, list[pl.DataFrame]] = {}
         for log, entry in plan:
             _read_entry(
@@ -695,8 +696,7 @@ class Store:
         end = parse_time(until, now)
         if start is not None:
             start -= margin
-        paths = self.partitions(start, end)
-        tables = [pq.read_table(self.folder / p, schema=SESSION_SCHEMA) for p in paths]
+        paths, tables = self._read(start, end)
         if tables:
             frame = pl.from_arrow(pa.concat_tables(tables))
             frame = _filter(
@@ -713,6 +713,24 @@ class Store:
             "malformed_field_examples": [],
         }  # fmt: skip
         return df
+
+    def _read(self, start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
+        """The partitions' tables; if a writer replaced them meanwhile, the manifest is read
+        again once (old generations are removed after a new manifest is published).
+        """
+        for attempt in (1, 2):
+            paths = self.partitions(start, end)
+            try:
+                return paths, [pq.read_table(self.folder / p, schema=SESSION_SCHEMA) for p in paths]
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise StoreError(
+                        f"{self.folder}: a session file the manifest lists is missing"
+                    ) from None
+                self.manifest = _load_manifest(self.folder)
+            except (OSError, pa.ArrowInvalid) as err:
+                raise StoreError(f"{self.folder}: a session file is unreadable: {err}") from None
+        raise AssertionError("unreachable")
 
 
 def _filter(frame: pl.DataFrame, **wanted) -> pl.DataFrame:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -327,3 +330,52 @@ def test_relative_and_absolute_times(text, expected):
 def test_times_that_are_not_times(text):
     with pytest.raises(ValueError, match="is not a time"):
         parse_time(text)
+
+
+def test_bad_input_and_bad_store_exit_2_with_the_name(logs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["ingest", str(empty), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "no input given" in result.output
+    result = CliRunner().invoke(app, ["ingest", str(logs), "--store", str(logs)])
+    assert result.exit_code == 2
+    assert f"{logs}: not a loganalyzer store (no manifest.json), and not empty" in result.output
+    assert "Traceback" not in result.output
+    ok = CliRunner().invoke(app, ["ingest", str(logs), "--store", str(tmp_path / "s"), "-q"])
+    assert ok.exit_code == 0
+    assert "8 new, 0 grown, 0 unchanged, 0 gone files; 14,377 rows read; 367 sessions" in (
+        ok.output
+    )
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from loganalyzer import store
+real = store._write_sessions
+calls = []
+def killed(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, the lock held
+    return real(*args, **kwargs)
+store._write_sessions = killed
+store.ingest(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_run_leaves_the_previous_state_and_frees_the_lock(logs, tmp_path):
+    store = tmp_path / "store"
+    reference = read_sessions(logs)
+    full = {p: p.read_bytes() for p in sorted(logs.rglob("*.LOG"))}
+    for path, data in full.items():
+        path.write_bytes(data[: len(data) // 3])
+    ingest(logs, store)
+    before = open_store(store).sessions()
+    for path, data in full.items():
+        path.write_bytes(data)
+    run = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(logs), str(store)], timeout=120)
+    assert run.returncode == -signal.SIGKILL
+    pd.testing.assert_frame_equal(open_store(store).sessions(), before)
+    assert ingest(logs, store, wait=0).files_grown == 8  # the lock died with the process
+    _assert_same(store, reference)
