@@ -111,8 +111,12 @@ def _locked(folder: Path, wait: float) -> Iterator[None]:
     try:
         while not _try_lock(handle):
             if time.monotonic() >= deadline:
-                handle.seek(0)
-                holder = handle.read(200).decode("utf-8", "replace").strip() or "another process"
+                try:
+                    handle.seek(0)
+                    holder = handle.read(200).decode("utf-8", "replace").strip()
+                except OSError:  # Windows: the locked byte cannot be read
+                    holder = ""
+                holder = holder or "another process"
                 raise StoreLockedError(
                     f"{folder}: another run is writing to this store ({holder}); "
                     "try again later or use --wait SECONDS"
@@ -554,7 +558,14 @@ def _write_parquet_frame(path: Path, frame: pl.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     frame.write_parquet(tmp)
+    _fsync(tmp)
     os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk before the manifest that lists it is published."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _partition_name(value: str | None) -> str:
@@ -574,6 +585,7 @@ def _write_sessions(folder: Path, key: str, generation: int, table: pa.Table) ->
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         pq.write_table(group.drop("_day").to_arrow().cast(SESSION_SCHEMA), tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
         written.append(
             {
@@ -661,11 +673,21 @@ class Store:
         ]
         return pd.DataFrame(rows).convert_dtypes(dtype_backend="pyarrow")
 
-    def partitions(self, since: datetime | None = None, until: datetime | None = None) -> list[str]:
-        """Session files (relative paths) that can hold sessions overlapping [since, until]."""
+    def partitions(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        server: str | Iterable[str] | None = None,
+    ) -> list[str]:
+        """Session files (relative paths) that can hold sessions overlapping [since, until]
+        (of ``server``): partition pruning by the start day, time span and server of each file.
+        """
+        servers = None if server is None else {server} if isinstance(server, str) else set(server)
         out = []
         for info in self.manifest["logsets"].values():
             for f in info["sessions"]:
+                if servers is not None and f["server"] not in servers:
+                    continue
                 start, end = _parse_iso(f["min_start_utc"]), _parse_iso(f["max_end_utc"])
                 if until is not None and start is not None and start > until:
                     continue
@@ -696,7 +718,7 @@ class Store:
         end = parse_time(until, now)
         if start is not None:
             start -= margin
-        paths, tables = self._read(start, end)
+        paths, tables = self._read(start, end, server)
         if tables:
             frame = pl.from_arrow(pa.concat_tables(tables))
             frame = _filter(
@@ -714,12 +736,12 @@ class Store:
         }  # fmt: skip
         return df
 
-    def _read(self, start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
+    def _read(self, start, end, server) -> tuple[list[str], list]:
         """The partitions' tables; if a writer replaced them meanwhile, the manifest is read
         again once (old generations are removed after a new manifest is published).
         """
         for attempt in (1, 2):
-            paths = self.partitions(start, end)
+            paths = self.partitions(start, end, server)
             try:
                 return paths, [pq.read_table(self.folder / p, schema=SESSION_SCHEMA) for p in paths]
             except FileNotFoundError:

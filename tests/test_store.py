@@ -303,6 +303,7 @@ def test_filters_and_relative_times(tmp_path):
     assert len(store.sessions(peer="192.0.2.2")) == 1
     assert len(store.sessions(server="EX01", connector="Default EX01")) == 3
     assert len(store.sessions(server="EX02")) == 0
+    assert store.sessions(server="EX02").attrs["partitions_read"] == []
     assert isinstance(store.sessions()["start_utc"].dtype, pd.ArrowDtype)
 
 
