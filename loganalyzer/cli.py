@@ -252,7 +252,8 @@ def ingest(
     stats = result.stats.as_dict()
     _say(
         f"loganalyzer: {result.files_new} new, {result.files_grown} grown, "
-        f"{result.files_unchanged} unchanged, {result.files_gone} gone files; "
+        f"{result.files_unchanged} unchanged, {result.files_gone} gone, "
+        f"{result.files_moved} moved files; "
         f"{result.rows_read:,} rows read; {result.sessions:,} sessions in {store}"
     )
     for example in stats["malformed_examples"][:5]:

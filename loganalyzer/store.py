@@ -292,6 +292,7 @@ class IngestResult:
     files_grown: int = 0
     files_unchanged: int = 0
     files_gone: int = 0
+    files_moved: int = 0
     bytes_read: int = 0
     rows_read: int = 0
     logsets_updated: int = 0
@@ -412,8 +413,33 @@ def _plan(
                 continue
             entry["current"] = False  # replaced by another file: its sessions stay
         plan.append((log, {"identity": identity, "size": size, "mtime_ns": mtime, "new": True}))
-    result.files_gone = sum(1 for i in by_id if i not in seen)
+    gone = [entry for identity, entry in by_id.items() if identity not in seen]
+    plan = [_moved(log, entry, gone, result) for log, entry in plan]
+    result.files_gone = len(gone)
     return plan
+
+
+def _moved(log: LogInput, entry: dict, gone: list[dict], result: IngestResult) -> tuple:
+    """A new path whose start hashes like a file that is no longer where it was (moved to an
+    archive folder, renamed, gzipped): the same file, resumed where it was left, so that its
+    sessions are not read twice. Otherwise ``(log, entry)`` unchanged.
+    """
+    if not entry.get("new") or not gone:
+        return log, entry
+    hashes: dict[int, str | None] = {}
+    for old in gone:
+        length = old["head_len"]
+        if length not in hashes:
+            try:
+                hashes[length] = _head_hash(log, length)
+            except READ_ERRORS:
+                hashes[length] = None
+        if hashes[length] == old["head_hash"]:
+            gone.remove(old)
+            old.update(identity=entry["identity"], size=entry["size"], mtime_ns=entry["mtime_ns"])
+            result.files_moved += 1
+            return log, old
+    return log, entry
 
 
 def _compressed(log: LogInput) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -175,6 +176,26 @@ def test_gzip_files_are_read_once_and_a_regrown_gzip_from_where_it_stopped(tmp_p
     _assert_same(tmp_path / "store", read_sessions(logs))
 
 
+def test_moved_and_gzipped_files_are_not_read_twice(logs, tmp_path):
+    reference = read_sessions(logs)
+    ingest(logs, tmp_path / "store")
+    archive = logs / "archive"
+    archive.mkdir()
+    first, second, third = sorted(logs.rglob("*2026112620-1.LOG"))[:3]
+    shutil.move(first, archive / "EX01-RECV2026112620-1.LOG")  # moved to an archive folder
+    second.with_name(second.name + ".gz").write_bytes(gzip.compress(second.read_bytes()))
+    second.unlink()  # gzipped in place
+    data = third.read_bytes()
+    shutil.move(third, archive / third.name)  # moved, and it had grown meanwhile
+    (archive / third.name).write_bytes(data + data.splitlines(keepends=True)[-1])
+    result = ingest(logs, tmp_path / "store")
+    assert (result.files_moved, result.files_new, result.files_gone) == (3, 0, 0)
+    assert result.rows_read == 1
+    got = open_store(tmp_path / "store").sessions()
+    assert len(got) == len(reference)  # nothing twice
+    assert (got["file"] == reference["file"]).all()  # names as first read
+
+
 def test_a_crash_mid_write_leaves_the_previous_state(logs, tmp_path, monkeypatch):
     store = tmp_path / "store"
     reference = read_sessions(logs)
@@ -344,7 +365,7 @@ def test_bad_input_and_bad_store_exit_2_with_the_name(logs, tmp_path):
     assert "Traceback" not in result.output
     ok = CliRunner().invoke(app, ["ingest", str(logs), "--store", str(tmp_path / "s"), "-q"])
     assert ok.exit_code == 0
-    assert "8 new, 0 grown, 0 unchanged, 0 gone files; 14,377 rows read; 367 sessions" in (
+    assert "8 new, 0 grown, 0 unchanged, 0 gone, 0 moved files; 14,377 rows read; 367 sessions" in (
         ok.output
     )
 
