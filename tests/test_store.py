@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import loganalyzer
@@ -86,6 +88,31 @@ def test_appending_between_runs_equals_one_full_read(logs, tmp_path, cuts, mid_l
     result = ingest(logs, tmp_path / "store")
     assert result.files_grown == 8 and result.files_new == 0
     _assert_same(tmp_path / "store", reference)
+
+
+@settings(max_examples=12)
+@given(runs=st.lists(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=2), min_size=1, max_size=3))
+def test_any_sequence_of_growth_equals_one_full_read(tmp_path_factory, runs):
+    """Both send logs of one server cut anywhere (mid-line too), ingested after each growth."""
+    tmp = tmp_path_factory.mktemp("grow")
+    folder = tmp / "logs"
+    sources = sorted((INCIDENT / "EX02").rglob("SEND*.LOG"))
+    targets = [folder / "EX02" / s.relative_to(INCIDENT / "EX02") for s in sources]
+    full = [s.read_bytes() for s in sources]
+    for target, data in zip(targets, full, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    reference = read_sessions(folder)
+    sizes = [0, 0]
+    for fractions in runs:
+        for i, (target, data) in enumerate(zip(targets, full, strict=True)):
+            sizes[i] = max(sizes[i], int(len(data) * fractions[i]))  # logs only grow
+            target.write_bytes(data[: sizes[i]])
+        ingest(folder, tmp / "store")
+    for target, data in zip(targets, full, strict=True):
+        target.write_bytes(data)
+    ingest(folder, tmp / "store")
+    _assert_same(tmp / "store", reference)
 
 
 def test_added_and_deleted_files_keep_every_session(logs, tmp_path):
