@@ -197,7 +197,7 @@ def tlsrpt_reports(
     :param day: the UTC day to report (default: every day the send sessions cover).
     :param connectors: send connector settings (smart hosts, address spaces) when known.
     :param policies: ``{policy domain: {"policy-type": "sts"|"tlsa", "policy-string": [...],
-        "mx-host": [...]}}``; domains not named get ``no-policy-found``.
+        "mx-host": "pattern"}}``; domains not named get ``no-policy-found``.
     """
     connectors = list(connectors)
     policies = {_a_label(k): v for k, v in (policies or {}).items()}
@@ -261,8 +261,10 @@ def _report(group, report_day, domain, organization, contact, connectors, polici
             "policy-string": list(given.get("policy-string", [])),
             "policy-domain": domain,
         }
-        if given.get("mx-host"):
-            policy["mx-host"] = list(given["mx-host"])
+        hosts = given.get("mx-host")
+        hosts = [hosts] if isinstance(hosts, str) else list(hosts or [])
+        if hosts:  # RFC 8460 4.4: a string (pattern); several only as a list
+            policy["mx-host"] = hosts[0] if len(hosts) == 1 else hosts
     start_text = begin.strftime("%Y-%m-%dT%H:%M:%SZ")
     report_id = hashlib.sha256(f"{organization}|{domain}|{start_text}".encode()).hexdigest()[:16]
     entry = {

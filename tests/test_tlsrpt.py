@@ -192,12 +192,12 @@ def test_policies_given_replace_no_policy_found(tmp_path):
         "example.net": {
             "policy-type": "sts",
             "policy-string": ["version: STSv1", "mode: enforce", "mx: *.example.net"],
-            "mx-host": ["*.example.net"],
+            "mx-host": "*.example.net",
         }
     }
     result = tlsrpt_reports(df, organization="C", contact="c@example.com", policies=sts)
     policy = result.reports[0]["policies"][0]["policy"]
-    assert policy["policy-type"] == "sts" and policy["mx-host"] == ["*.example.net"]
+    assert policy["policy-type"] == "sts" and policy["mx-host"] == "*.example.net"
     assert_rfc8460(result.reports[0])
 
 
