@@ -342,6 +342,7 @@ def ingest(
     result = IngestResult()
     with _locked(folder, wait):
         manifest = _load_manifest(folder)
+        before = json.dumps(manifest, sort_keys=True)
         _collect_garbage(folder, manifest)
         logs = find_logs(paths, result.stats, strict=strict)
         if not logs:
@@ -360,7 +361,7 @@ def ingest(
             for key, parts in new_partials.items():
                 _rebuild_logset(folder, manifest, key, parts, fallback_window, server)
                 result.logsets_updated += 1
-        if new_partials or plan:
+        if json.dumps(manifest, sort_keys=True) != before:  # else nothing to publish
             manifest["updated_utc"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             _write_atomically(
                 folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode()

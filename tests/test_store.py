@@ -63,6 +63,7 @@ def test_one_ingest_equals_read_sessions(logs, tmp_path):
 
 
 def test_nothing_new_reads_nothing(logs, tmp_path):
+    (logs / "notes.txt").write_text("not a log\n", encoding="utf-8")  # skipped every time
     ingest(logs, tmp_path / "store")
     manifest = (tmp_path / "store" / "manifest.json").read_bytes()
     again = ingest(logs, tmp_path / "store")
