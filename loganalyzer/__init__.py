@@ -45,6 +45,13 @@ _LAZY = {
     "plot_certificate_timeline": "loganalyzer.report.charts",
     "SESSION_COLUMNS": "loganalyzer.schema",
     "SESSION_SCHEMA": "loganalyzer.schema",
+    "ingest": "loganalyzer.store",
+    "open_store": "loganalyzer.store",
+    "read_store": "loganalyzer.store",
+    "Store": "loganalyzer.store",
+    "StoreError": "loganalyzer.store",
+    "write_tlsrpt": "loganalyzer.tlsrpt",
+    "tlsrpt_reports": "loganalyzer.tlsrpt",
 }
 
 __all__ = [
@@ -55,12 +62,16 @@ __all__ = [
     "LogAnalyzerError",
     "LogParseError",
     "NoInputError",
+    "Store",
+    "StoreError",
     "UnknownFormatError",
     "__version__",
     "certificates",
     "collect_report",
     "connector_choices",
     "find_issues",
+    "ingest",
+    "open_store",
     "peers_table",
     "plot_certificate_timeline",
     "plot_failures_over_time",
@@ -70,9 +81,12 @@ __all__ = [
     "read_events",
     "read_inventory",
     "read_sessions",
+    "read_store",
     "redact_report",
     "session_certificate_facts",
+    "tlsrpt_reports",
     "write_report",
+    "write_tlsrpt",
 ]
 
 

@@ -18,6 +18,7 @@ Partial columns (all per ``logset, sid``):
 - certificates: ``{local,remote,unknown}_{subject,issuer,serial,thumbprint,sans,oneline}_{pre,
   post}``: the last value of that side before / after the TLS result row (``_certificates``),
   and ``last_label`` (0 local, 1 remote: the side of the chunk's last certificate label row).
+- ``rcpt_domains``: the distinct recipient domains of the session's RCPT TO commands (a list).
 
 Text columns are Categorical so that a partial does not keep the chunk's buffers alive.
 """
@@ -58,6 +59,8 @@ ERROR_GROUPS = {
     "error_info": (ex.K_TLS_FAIL, ex.K_TLS_VERDICT, ex.K_CONNECT_FAIL, ex.K_FAIL_INFO),
 }
 SIDES = ("local", "remote", "unknown")
+#: The domain of a ``RCPT TO:<user@domain>`` argument (distinct per session: ``rcpt_domains``).
+RCPT_DOMAIN = r"(?i)^RCPT TO:\s*<?[^<>@\s]*@([^<>\s]+?)\.?>"
 
 
 def cert_columns() -> list[str]:
@@ -105,6 +108,11 @@ def chunk_partial(rows: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
         ehlo_last=v.filter(is_ehlo).last(),
         ehlo_last_seq=seq.filter(is_ehlo).last(),
         result_seq=seq.filter(kind.is_in([ex.K_TLS_OK, ex.K_TLS_FAIL])).min(),
+        rcpt_domains=v.filter(kind == ex.K_RCPT)
+        .str.extract(RCPT_DOMAIN, 1)
+        .str.to_lowercase()
+        .drop_nulls()
+        .unique(maintain_order=True),
     )
     results = summary.select("sid", "result_seq").filter(pl.col("result_seq").is_not_null())
     cert_rows = facts.filter(kind.is_in(ex.CERT_KINDS))
@@ -248,6 +256,7 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
         *LAST_TEXTS, *ERROR_GROUPS, "ehlo_last", "ehlo_last_seq", "last_label", *cert_columns()
     ]  # fmt: skip
     merged = crossing.group_by(key, maintain_order=True).agg(
+        pl.col("rcpt_domains").explode().drop_nulls().unique(maintain_order=True),
         *[pl.col(c).sum() for c in counts],
         *[pl.col(c).min() for c in ("start", "first_seq", "result_seq", "chunk")],
         *[pl.col(c).max() for c in ("end", *[f"{g}_seq" for g in ERROR_GROUPS])],

@@ -219,12 +219,111 @@ def main_options(
     """Find TLS fallbacks, presented certificates and mail-flow halts in SMTP protocol logs."""
 
 
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Read a store written by 'loganalyzer ingest' instead of LOGS."),
+]
+AllowlistOption = Annotated[
+    Path | None,
+    typer.Option(help="TOML file of accepted findings (reason, optional expiry): left out."),
+]
+NewOnlyOption = Annotated[
+    bool, typer.Option(help="Only findings not in the previous run (needs --state FILE).")
+]
+StateOption = Annotated[
+    Path | None,
+    typer.Option(help="File remembering this run's findings for the next --new-only run."),
+]
+
+
+def _logs_or_store(logs: list[str] | None, store: Path | None) -> None:
+    if bool(logs) == (store is not None):
+        raise typer.BadParameter("give LOGS or --store DIR (one of them)")
+
+
+def _store_sessions(debug: bool, store: Path, since, until, margin=None):
+    """Sessions of a store overlapping the window (plus ``margin`` before it)."""
+    from datetime import timedelta as _td
+
+    from loganalyzer.store import read_store
+
+    df = _run(debug, read_store, store, since, until, margin=margin or _td(0))
+    _say(
+        f"loganalyzer: {len(df):,} sessions from {len(df.attrs['partitions_read'])} "
+        f"store partitions"
+    )
+    return df
+
+
 @app.command()
-def sessions(
+def ingest(
     logs: Annotated[
         list[str],
         typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
     ],
+    store: Annotated[Path, typer.Option("--store", help="Store folder (created when missing).")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="Server name for logs whose folders and connector ids name none."),
+    ] = None,
+    fallback_window: Annotated[
+        float,
+        typer.Option(help="Minutes after a failed TLS session in which plaintext is a fallback."),
+    ] = DEFAULT_FALLBACK_WINDOW.total_seconds() / 60,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for another run writing to the store."),
+    ] = 0.0,
+    strict: Annotated[
+        bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Add the sessions of LOGS to a store (Parquet by day and server, plus a manifest).
+
+    Only what is new is read: new files and the appended tail of files that grew. Files that
+    are gone keep their sessions. A crash leaves the previous state readable; a second run
+    waits for the first (--wait) or exits with code 2.
+    """
+    from loganalyzer.store import ingest as ingest_logs
+
+    if fallback_window < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--fallback-window")
+    with _Progress(logs, enabled=not quiet) as progress:
+        result = _run(
+            debug,
+            ingest_logs,
+            logs,
+            store,
+            server=server,
+            fallback_window=timedelta(minutes=fallback_window),
+            strict=strict,
+            wait=wait,
+            on_file=progress.on_file,
+        )
+    stats = result.stats.as_dict()
+    _say(
+        f"loganalyzer: {result.files_new} new, {result.files_grown} grown, "
+        f"{result.files_unchanged} unchanged, {result.files_gone} gone, "
+        f"{result.files_moved} moved files; "
+        f"{result.rows_read:,} rows read; {result.sessions:,} sessions in {store}"
+    )
+    for example in stats["malformed_examples"][:5]:
+        _say(f"  malformed: {example}")
+    _say_skipped([(s["file"], s["reason"]) for s in stats["skipped"]])
+
+
+@app.command()
+def sessions(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ] = None,
+    store: StoreOption = None,
+    now: Annotated[
+        str | None, typer.Option(help="The time relative --since/--until count back from.")
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
     ] = None,
@@ -264,7 +363,13 @@ def sessions(
     if fallback_window < 0:
         raise typer.BadParameter("must not be negative", param_hint="--fallback-window")
     window = timedelta(minutes=fallback_window)
-    start, end = parse_time(since), parse_time(until)
+    _logs_or_store(logs, store)
+    reference = parse_time(now)
+    start, end = parse_time(since, reference), parse_time(until, reference)
+    if store is not None:
+        df = _store_sessions(debug, store, start, end)
+        _run(debug, write, df, fmt.value, output)
+        return
     with _Progress(logs, enabled=not quiet) as progress:
         df = _run(
             debug,
@@ -289,6 +394,13 @@ def certs(
     logs: Annotated[
         list[str] | None,
         typer.Argument(help="Protocol logs: where and when each certificate was presented."),
+    ] = None,
+    store: StoreOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="With --store: sessions ending at or after (ISO or 24h).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="With --store: sessions starting at or before.")
     ] = None,
     inventory: Annotated[
         list[str] | None,
@@ -338,8 +450,10 @@ def certs(
 
     from loganalyzer.certs import certificates, connector_choices
 
-    if not (logs or inventory or connectors):
-        raise typer.BadParameter("give LOGS, --inventory or --connectors")
+    if not (logs or inventory or connectors or store):
+        raise typer.BadParameter("give LOGS, --store, --inventory or --connectors")
+    if logs and store is not None:
+        raise typer.BadParameter("give LOGS or --store DIR (one of them)")
     if fmt is TableFormat.parquet and output is None:
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
     try:
@@ -350,6 +464,8 @@ def certs(
         ) from None
     when = parse_time(now)
     sessions = None
+    if store is not None:
+        sessions = _store_sessions(debug, store, parse_time(since, when), parse_time(until, when))
     if logs:
         with _Progress(logs, enabled=not quiet) as progress:
             sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
@@ -380,9 +496,18 @@ def _read_inventory(inventory, connectors, pfx_password_file, debug, date_format
 @app.command()
 def findings(
     logs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
-    ],
+    ] = None,
+    store: StoreOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --store: findings reaching into this window (ISO or 24h, 7d)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="With --store: end of the window.")] = None,
+    allowlist: AllowlistOption = None,
+    new_only: NewOnlyOption = False,
+    state: StateOption = None,
     inventory: InventoryOption = None,
     connectors: ConnectorsOption = None,
     now: NowOption = None,
@@ -400,25 +525,37 @@ def findings(
     """Verdicts with evidence: mail-flow halts and silences, fallbacks, plaintext, TLS failures,
     legacy TLS, and certificate and connector problems. Most severe first.
     """
-    from loganalyzer.findings import at_or_above, find_issues
+    from loganalyzer.findings import alerts, at_or_above, find_issues
 
     if fmt is TableFormat.parquet and output is None:
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
+    _logs_or_store(logs, store)
+    if new_only and state is None:
+        raise typer.BadParameter("--new-only needs --state FILE", param_hint="--new-only")
     when = parse_time(now)
-    with _Progress(logs, enabled=not quiet) as progress:
-        sessions = _run(
-            debug,
-            read_sessions,
-            logs,
-            server=server,
-            jobs=jobs,
-            scheduler=scheduler,
-            strict=strict,
-            on_file=progress.on_file,
-        )
-    _summary(sessions.attrs["read_stats"])
+    accepted_rules = _run(debug, alerts.load_allowlist, allowlist) if allowlist else []
+    start, end = parse_time(since, when), parse_time(until, when)
+    if store is not None:
+        from loganalyzer.store import FINDINGS_MARGIN
+
+        sessions = _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
+    else:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(
+                debug,
+                read_sessions,
+                logs,
+                server=server,
+                jobs=jobs,
+                scheduler=scheduler,
+                strict=strict,
+                on_file=progress.on_file,
+            )
+        _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     table = find_issues(sessions, inv.certificates, inv.connectors, now=when)
+    table = alerts.findings_in_window(table, start, end)
+    table = _alert_filters(debug, table, accepted_rules, when, new_only, state)
     _run(debug, write, table, fmt.value, output, FINDING_COLUMNS)
     counts = table["severity"].value_counts().to_dict()
     _say(
@@ -583,6 +720,146 @@ def _report_summary(data, page: Path, tz: str) -> None:
         "certificates.csv, peers.csv, charts/)",
     ]
     typer.echo(escape_terminal("\n".join(lines)))
+
+
+@app.command()
+def tlsrpt(
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+    ] = None,
+    store: StoreOption = None,
+    organization: Annotated[
+        str, typer.Option(help="organization-name: who sends the reports.")
+    ] = "",
+    contact: Annotated[str, typer.Option(help="contact-info: an address for questions.")] = "",
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="UTC day to report, YYYY-MM-DD (default: every day in LOGS; "
+            "with --store: yesterday).",
+        ),
+    ] = None,
+    gz: Annotated[bool, typer.Option("--gzip", help="Write .json.gz files.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for one file per policy domain and day; "
+            "'-' prints one JSON report per line.",
+        ),
+    ] = "-",
+    connectors: Annotated[
+        list[str] | None,
+        typer.Option("--connectors", help="Send connector exports (smart hosts, address spaces)."),
+    ] = None,
+    policies: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON {domain: {policy-type, policy-string, mx-host}} of known "
+            "MTA-STS/DANE policies (else no-policy-found)."
+        ),
+    ] = None,
+    now: Annotated[str | None, typer.Option(help="'Today' for the default --date.")] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """SMTP TLS reports (RFC 8460) from send sessions: one per policy domain per UTC day.
+
+    Local faults (our own certificate unusable or rejected) are left out of the reports and
+    listed here instead.
+    """
+    import json as _json
+    from datetime import date as _date
+
+    from loganalyzer.tlsrpt import sender_domain, tlsrpt_reports, write_tlsrpt
+
+    _logs_or_store(logs, store)
+    if not organization.strip() or not contact.strip():
+        raise typer.BadParameter("--organization and --contact are required")
+    try:
+        wanted = _date.fromisoformat(day) if day else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date"
+        ) from None
+    if store is not None:
+        if wanted is None:
+            wanted = ((parse_time(now) or datetime.now(UTC)) - timedelta(days=1)).date()
+        begin = datetime.combine(wanted, datetime.min.time(), UTC)
+        sessions = _store_sessions(debug, store, begin, begin + timedelta(days=1, microseconds=-1))
+    else:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
+        _summary(sessions.attrs["read_stats"])
+    known = {}
+    if policies is not None:
+        try:
+            known = _json.loads(policies.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            _say(f"loganalyzer: error: {policies}: cannot read the policies: {err}")
+            raise typer.Exit(2) from None
+    inv = _read_inventory(None, connectors, None, debug)
+    result = tlsrpt_reports(
+        sessions, organization=organization, contact=contact, day=wanted,
+        connectors=inv.connectors, policies=known,
+    )  # fmt: skip
+    if output == "-":
+        for report in result.reports:
+            typer.echo(_json.dumps(report, ensure_ascii=False))
+    else:
+        sender = sender_domain(contact, organization)
+        paths = _run(debug, write_tlsrpt, result.reports, Path(output), sender=sender, gz=gz)
+        for path in paths:
+            _say(f"  wrote {path}")
+    _say(f"loganalyzer: {len(result.reports)} TLS reports")
+    _say_left_out("local fault (our certificate), not reported", result.local_faults)
+    _say_left_out("no policy domain known, not reported", result.unattributed)
+
+
+def _say_left_out(why: str, sessions) -> None:
+    if sessions is None or sessions.empty:
+        return
+    _say(f"loganalyzer: {len(sessions)} sessions left out: {why}:")
+    error = sessions["tls_error"].fillna(sessions["last_error"]).fillna("")
+    keys = ["server", "connector", "remote_host", "remote_ip"]
+    groups = sessions.assign(_error=error).groupby([*keys, "_error"], dropna=False, sort=True)
+    for key, group in groups:
+        first = group.iloc[0]
+        scope = " ".join(str(k) for k in key[:-1] if k is not None and not pd_isna(k))
+        where = f"{first['file']}:{first['line']}"
+        _say(f"  {len(group)} x {key[-1] or 'no error'}: {scope} (first {where})")
+
+
+def pd_isna(value) -> bool:
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _alert_filters(debug, table, accepted_rules, when, new_only, state):
+    """Leave out accepted findings, then (with --new-only) those of the previous run."""
+    from loganalyzer.findings import alerts
+
+    if accepted_rules:
+        table, accepted, expired = alerts.apply_allowlist(table, accepted_rules, when)
+        if len(accepted):
+            _say(f"loganalyzer: {len(accepted)} findings accepted by the allowlist (left out)")
+        for rule in expired:
+            _say(
+                f"  allowlist entry {rule.entry} expired {rule.expires_utc:%Y-%m-%d}: {rule.reason}"
+            )
+    if state is not None:
+        previous = _run(debug, alerts.read_previous_keys, state)
+        _run(debug, alerts.write_state, table, state)
+        if new_only:
+            before = len(table)
+            table = alerts.new_findings(table, previous or set())
+            _say(f"loganalyzer: {before - len(table)} findings already reported (left out)")
+    return table
 
 
 FINDING_COLUMNS = ("severity", "kind", "title", "first_seen_utc", "sessions", "cause")

@@ -229,6 +229,9 @@ def _derive_columns(w: pl.DataFrame, server: str | None) -> pl.DataFrame:
         disconnect=_text("disconnect"),
         outcome=outcome,
         file=n("file_name"),
+        recipient_domains=pl.when(n("rcpt_domains").list.len() > 0).then(
+            n("rcpt_domains").list.sort()
+        ),
     ).with_columns(remote_host=pl.when(receive).then(n("helo")).otherwise(n("banner_host")))
     out = _add_negotiation(out)
     return _add_certificates(out)

@@ -67,6 +67,7 @@ SESSION_SCHEMA = pa.schema(
         ("fallback", pa.bool_()),
         ("file", pa.large_string()),
         ("line", pa.int64()),
+        ("recipient_domains", pa.large_list(pa.large_string())),
     ]
 )
 

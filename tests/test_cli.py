@@ -28,7 +28,9 @@ def _log(tmp_path, ehlo="mail.example.net"):
     return write_log(tmp_path / "logs" / "RECV2026112606-1.LOG", s.rows)
 
 
-@pytest.mark.parametrize("args", [[], ["sessions"], ["certs"]])
+@pytest.mark.parametrize(
+    "args", [[], ["sessions"], ["certs"], ["findings"], ["ingest"], ["tlsrpt"]]
+)
 def test_help(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0
