@@ -63,6 +63,11 @@ SESSION_SCHEMA = pa.schema(
         ("fallback", pa.bool_()),
         ("file", pa.large_string()),
         ("line", pa.int64()),
+        # Facts Postfix logs and Exchange does not (null for Exchange sessions):
+        ("remote_cert_fingerprint", pa.large_string()),
+        ("remote_cert_fingerprint_digest", pa.large_string()),
+        ("remote_cert_pkey_fingerprint", pa.large_string()),
+        ("remote_cert_trust", pa.large_string()),
     ]
 )
 

@@ -25,9 +25,19 @@ import pyarrow as pa
 from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.errors import NoInputError
+from loganalyzer.postfix_sessions import sessions_from_files
 from loganalyzer.schema import empty_sessions, to_pandas
-from loganalyzer.sources import Limits, LogSet, ReadStats, disk_size, find_logs
+from loganalyzer.sources import (
+    Limits,
+    LogSet,
+    ReadStats,
+    disk_size,
+    find_logs,
+    postfix,
+    split_formats,
+)
 from loganalyzer.sources.files import LogInput
+from loganalyzer.syslog_time import zone_by_name
 from loganalyzer.worker import FilePartials, file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
@@ -53,8 +63,11 @@ class _Collector:
         part = part.with_columns(pl.col(pl.String).cast(pl.Categorical), **ids)
         self.partials.setdefault(logset, []).append(part)
 
-    def table(self, *, fallback_window: timedelta, server: str | None) -> pa.Table:
-        """The session table: each log set merged and derived on its own, then all sorted."""
+    def table(
+        self, *, fallback_window: timedelta, server: str | None, extra: list[pl.DataFrame]
+    ) -> pa.Table:
+        """The session table: each log set merged and derived on its own, then all sorted
+        together with ``extra`` (sessions of other formats, already in the table's columns)."""
         files = pl.DataFrame(
             {"file": list(self.files.values()), "file_name": list(self.files)},
             schema={"file": pl.UInt32, "file_name": pl.String},
@@ -74,7 +87,7 @@ class _Collector:
                 )
             )
             del parts
-        return to_session_table(tables)
+        return to_session_table([*tables, *extra])
 
 
 def _read_all(logs: list[LogInput], work: Callable, jobs: int) -> Iterator[FilePartials]:
@@ -137,10 +150,13 @@ def read_sessions(
     limits: Limits | None = None,
     on_file: Callable | None = None,
     chunk_bytes: int | None = None,
+    syslog_year: int | None = None,
+    syslog_tz: str | None = None,
 ) -> pd.DataFrame:
     """Read protocol logs and return one row per SMTP session (DESIGN.md contract 1).
 
-    :param paths: files, folders (recursive), globs, ``.gz`` files, ``.zip`` archives.
+    :param paths: files, folders (recursive), globs, ``.gz`` files, ``.zip`` archives: Exchange
+        protocol logs and Postfix mail logs (recognised by content), alone or mixed.
     :param server: server name for logs whose path and connector-id name none.
     :param since, until: keep sessions overlapping this window (timezone-aware datetimes).
     :param fallback_window: how soon after a failed TLS session a plaintext one is a fallback.
@@ -149,6 +165,10 @@ def read_sessions(
     :param limits: row length and decompression limits (``loganalyzer.Limits``).
     :param on_file: called as ``on_file(log, disk_bytes)`` after each input (progress bars).
     :param chunk_bytes: bytes per parsing chunk (memory per worker; default 32 MiB).
+    :param syslog_year: year of the newest year-less line of a Postfix mail log (classic syslog
+        ``Nov 27 06:00:01``); default: each file's modification year. A New Year is seen where
+        the month goes back (Dec -> Jan).
+    :param syslog_tz: IANA zone of times written without one (default: this machine's zone).
     :returns: pandas DataFrame with Arrow dtypes, ordered by start_utc, server, session_id.
         ``df.attrs["read_stats"]`` holds files, rows, malformed rows and skipped inputs.
     :raises NoInputError: when no readable protocol log was found.
@@ -160,8 +180,9 @@ def read_sessions(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    zone = zone_by_name(syslog_tz)
     stats = ReadStats()
-    logs = find_logs(paths, stats, strict=strict)
+    logs, mail_logs = split_formats(find_logs(paths, stats, strict=strict))
     work = partial(
         file_partials,
         server=server,
@@ -178,17 +199,44 @@ def read_sessions(
             collector.add(logset, log.name, part)
         if on_file is not None:
             on_file(log, disk_size(log))
+    postfix = _postfix_sessions(
+        mail_logs, stats, jobs, server, strict, chunk_bytes, limits, on_file,
+        fallback_window=fallback_window, year=syslog_year, zone=zone,
+    )  # fmt: skip
     if stats.files == 0:
         raise NoInputError(_nothing_readable(stats))
-    if not collector.partials:
+    if not collector.partials and not postfix:
         df = empty_sessions()
     else:
-        df = to_pandas(collector.table(fallback_window=fallback_window, server=server))
+        table = collector.table(fallback_window=fallback_window, server=server, extra=postfix)
+        df = to_pandas(table)
         df = filter_window(df, since, until)
     stats.sessions = len(df)
     _count_malformed_fields(df, stats)
     df.attrs["read_stats"] = stats.as_dict()
     return df
+
+
+def _postfix_sessions(
+    logs, stats, jobs, server, strict, chunk_bytes, limits, on_file, **options
+) -> list[pl.DataFrame]:
+    """Sessions of the Postfix mail logs (read in parallel like the protocol logs)."""
+    if not logs:
+        return []
+    work = partial(
+        postfix.read_file, strict=strict, chunk_bytes=chunk_bytes, limits=limits or Limits()
+    )
+
+    def read():
+        for log, (events, file_stats) in zip(
+            logs, _read_all(logs, work, jobs or os.cpu_count() or 1), strict=True
+        ):
+            stats.merge(file_stats)
+            if on_file is not None:
+                on_file(log, disk_size(log))
+            yield log, events
+
+    return sessions_from_files(read(), stats, server=server, strict=strict, **options)
 
 
 #: Certificate fields that Exchange writes as hex; other values (masked ones) are kept as logged.

@@ -1,7 +1,9 @@
 """Log sources: find inputs, recognise their format, and yield parsed, classified row batches.
 
-Only the Exchange protocol log is read today; a format module provides ``sniff(head, log)`` and
-``parse_chunk(data, first_line, final)`` plus ``classify(rows, direction)``.
+Two formats are read. The Exchange protocol log: its module provides ``sniff(head, log)`` and
+``parse_chunk(data, first_line, final)`` plus ``classify(rows, direction)``. The Postfix mail
+log: ``split_formats`` picks those inputs out (by content), in the order their lines were
+written, and ``postfix.read_file`` parses each into session events.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from loganalyzer.errors import LogParseError
-from loganalyzer.sources import exchange
+from loganalyzer.sources import exchange, postfix
 from loganalyzer.sources.files import (
     CHUNK_BYTES,
     DEFAULT_LIMITS,
@@ -38,6 +40,7 @@ __all__ = [
     "find_logs",
     "iter_batches",
     "read_log",
+    "split_formats",
 ]
 
 _ROLES = {"frontend": "FrontEnd", "hub": "Hub", "edge": "Edge", "mailbox": "Mailbox"}
@@ -164,6 +167,44 @@ def find_logs(
     return sorted(found.inputs, key=_sort_key)
 
 
+#: Rotated mail logs: ``mail.log.1``, ``mail.log.2.gz`` (older with higher numbers) or dated
+#: ``maillog-20261127``; the live file has no suffix and is the newest.
+_ROTATION = re.compile(r"^(?P<base>.+?)(?:\.(?P<number>\d{1,4})|-(?P<date>\d{8,10}))$")
+#: Bytes looked at to recognise a mail log (other programs' lines may come first).
+POSTFIX_SNIFF_BYTES = 64 * 1024
+
+
+def split_formats(logs: list[LogInput]) -> tuple[list[LogInput], list[LogInput]]:
+    """(Exchange and unknown inputs, Postfix mail logs): the latter recognised by content and
+    ordered per folder oldest first (``mail.log.2.gz``, ``mail.log.1``, ``mail.log``).
+
+    Unreadable inputs stay in the first list, where reading reports them.
+    """
+    others, mail_logs = [], []
+    for log in logs:
+        try:
+            head = read_head(log, POSTFIX_SNIFF_BYTES)
+        except READ_ERRORS:
+            others.append(log)
+            continue
+        if head and exchange.sniff(head[:8192], log) is None and postfix.sniff(head):
+            mail_logs.append(log)
+        else:
+            others.append(log)
+    return others, sorted(mail_logs, key=_written_order)
+
+
+def _written_order(log: LogInput) -> tuple:
+    match = _ROTATION.match(log.file_name)
+    if match is None:
+        base, generation = log.file_name, float("inf")
+    elif match.group("number") is not None:
+        base, generation = match.group("base"), -int(match.group("number"))
+    else:
+        base, generation = match.group("base"), int(match.group("date"))
+    return (log.folder_key.lower(), base.lower(), generation, log.name)
+
+
 def read_log(
     log: LogInput,
     stats: ReadStats,
@@ -272,7 +313,7 @@ def _not_a_log(head: bytes) -> str:
         export = False
     if export:
         return "an Exchange certificate or connector export, not a log (use --inventory)"
-    return "not an Exchange SMTP protocol log"
+    return "not an Exchange SMTP protocol log or a Postfix mail log"
 
 
 def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
