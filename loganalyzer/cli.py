@@ -45,6 +45,34 @@ OutputOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 DebugOption = Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")]
+SyslogYearOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1970,
+        max=9999,
+        help="Postfix logs with year-less times (Nov 27 06:00:01): the year of the newest line "
+        "(default: each file's modification year; Dec -> Jan is a New Year).",
+    ),
+]
+SyslogTzOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Postfix logs: IANA time zone of times written without one, e.g. Europe/Berlin "
+        "(default: this machine's zone).",
+    ),
+]
+
+
+def _syslog_zone(name: str | None) -> str | None:
+    """Check --syslog-tz early (a bad zone is bad usage, exit code 2)."""
+    from loganalyzer.syslog_time import zone_by_name
+
+    try:
+        zone_by_name(name)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--syslog-tz") from None
+    return name
+
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -214,6 +242,8 @@ def sessions(
     strict: Annotated[
         bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
     ] = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -242,6 +272,8 @@ def sessions(
             jobs=jobs,
             limits=Limits(max_row_bytes, max_inflate_ratio, max_inflate_bytes),
             on_file=progress.on_file,
+            syslog_year=syslog_year,
+            syslog_tz=_syslog_zone(syslog_tz),
         )
     _run(debug, write, df, fmt.value, output)
     _summary(df.attrs["read_stats"])
@@ -291,6 +323,8 @@ def certs(
             "pick it or not.",
         ),
     ] = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -315,7 +349,14 @@ def certs(
     sessions = None
     if logs:
         with _Progress(logs, enabled=not quiet) as progress:
-            sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
+            sessions = _run(
+                debug,
+                read_sessions,
+                logs,
+                on_file=progress.on_file,
+                syslog_year=syslog_year,
+                syslog_tz=_syslog_zone(syslog_tz),
+            )
         _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug, date_format, zone)
     all_connectors = inv.connectors
@@ -376,6 +417,8 @@ def findings(
     pfx_password_file: Annotated[
         Path | None, typer.Option(help="File whose first line is the PFX password.")
     ] = None,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -388,7 +431,15 @@ def findings(
         raise typer.BadParameter("parquet needs -o FILE", param_hint="--format")
     when = parse_time(now)
     with _Progress(logs, enabled=not quiet) as progress:
-        sessions = _run(debug, read_sessions, logs, server=server, on_file=progress.on_file)
+        sessions = _run(
+            debug,
+            read_sessions,
+            logs,
+            server=server,
+            on_file=progress.on_file,
+            syslog_year=syslog_year,
+            syslog_tz=_syslog_zone(syslog_tz),
+        )
     _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     table = find_issues(sessions, inv.certificates, inv.connectors, now=when)

@@ -35,7 +35,7 @@ import polars as pl
 from loganalyzer.derive import mark_fallback
 from loganalyzer.errors import LogParseError
 from loganalyzer.schema import SESSION_SCHEMA
-from loganalyzer.sources import ReadStats
+from loganalyzer.sources import ReadStats, rotation_family
 from loganalyzer.sources import postfix as pf
 from loganalyzer.sources.files import LogInput
 from loganalyzer.syslog_time import settle_times
@@ -474,16 +474,26 @@ def sessions_from_files(
     by_folder: dict[str, list[pl.DataFrame]] = {}
     files: dict[int, str] = {}
     years: dict[int, int] = {}
+    families: dict[int, int] = {}
+    family_ids: dict[tuple[str, str], int] = {}
     for log, events in read:
         file_id = len(files)
         files[file_id] = log.name
         years[file_id] = _modification_year(log)
+        family = rotation_family(log)
+        families[file_id] = family_ids.setdefault(family, len(family_ids))
         by_folder.setdefault(log.folder_key, []).append(
             events.with_columns(file=pl.lit(file_id, pl.UInt32))
         )
     out = []
     for parts in by_folder.values():
-        events = settle_times(pl.concat(parts, how="vertical_relaxed"), years, year=year, zone=zone)
+        events = settle_times(
+            pl.concat(parts, how="vertical_relaxed"),
+            years,
+            year=year,
+            zone=zone,
+            file_families=families,
+        )
         for file_id, line in events.filter("bad_time").select("file", "line").iter_rows():
             if strict:
                 raise LogParseError(files[file_id], line, "impossible date")

@@ -1,14 +1,14 @@
 """Times of mail-log lines in UTC: the year and zone that classic syslog leaves out.
 
 Classic syslog (``Nov 27 06:00:01``), Postfix's own ``maillog_file`` and journald's default
-output carry neither a year nor a zone. The year comes from ``year`` (the year of the newest
-line of the log set) or, by default, from each file's modification time (the year of its last
-line, as the file was written then); going backwards through the lines, a month that jumps
-forwards by more than half a year (``Jan`` after ``Dec``, read backwards) is the New Year, so
-earlier lines get the year before. The zone is ``zone`` (an IANA name such as
-``Europe/Berlin``) or, by default, this machine's local zone; in the hour a clock is put back,
-the earlier (summer-time) reading is taken. RFC 3339 times with an offset need neither;
-RFC 3339 times without one take the zone only.
+output carry neither a year nor a zone. The year comes from ``year``, the year of the newest
+line of each rotation family (``mail.log`` with ``mail.log.1``, ``mail.log.2.gz``), or by
+default from each file's modification time (the year of its last line, as the file was written
+then). Going backwards through the lines, a month that jumps forwards by more than half a year
+(``Jan`` after ``Dec``, read backwards) is the New Year, so earlier lines get the year before.
+The zone is ``zone`` (an IANA name such as ``Europe/Berlin``) or, by default, this machine's
+local zone; in the hour a clock is put back, the earlier (summer-time) reading is taken.
+RFC 3339 times with an offset need neither; RFC 3339 times without one take the zone only.
 """
 
 from __future__ import annotations
@@ -35,29 +35,38 @@ def zone_by_name(name: str | None) -> ZoneInfo | None:
 
 
 def settle_times(
-    events: pl.DataFrame, file_years: dict[int, int], *, year: int | None, zone: ZoneInfo | None
+    events: pl.DataFrame,
+    file_years: dict[int, int],
+    *,
+    year: int | None,
+    zone: ZoneInfo | None,
+    file_families: dict[int, int] | None = None,
 ) -> pl.DataFrame:
     """Add ``time`` (Datetime us, UTC) to events ordered as read (file by file, line by line).
 
     ``events`` has ``file`` (id), ``ts`` (UTC, lines with an offset), ``naive`` (RFC 3339
-    without an offset) and ``mon``/``day``/``hms`` (syslog lines); ``file_years`` maps a file
-    id to its modification year. ``time`` is null for a line without a time (a pasted message
-    without a prefix) or with an impossible date (``Feb 30``): those have ``bad_time`` true.
+    without an offset) and ``mon``/``day``/``hms`` (syslog lines). ``file_years`` maps a file
+    id to its modification year; ``file_families`` maps it to its rotation family (``mail.log``,
+    ``mail.log.1``, ... are one), the stream whose newest line is in ``year`` when one is given.
+    ``time`` is null for a line without a time (a pasted message without a prefix) or with an
+    impossible date (``Feb 30``): those have ``bad_time`` true.
     """
     syslog = pl.col("mon").is_not_null()
     rows = events.with_row_index("_i")
     sys_rows = rows.filter(syslog).select("_i", "file", "mon")
     if sys_rows.height:
-        jump = (sys_rows["mon"].shift(1).cast(pl.Int16) - sys_rows["mon"].cast(pl.Int16)).fill_null(
-            0
-        ) > _NEW_YEAR_JUMP
-        sys_rows = sys_rows.with_columns(_jump=jump.cast(pl.Int32))
         if year is None:
-            later = pl.col("_jump").sum().over("file") - pl.col("_jump").cum_sum().over("file")
-            base = pl.col("file").replace_strict(file_years, return_dtype=pl.Int32)
+            stream, base = "file", pl.col("file").replace_strict(file_years, return_dtype=pl.Int32)
         else:
-            later = pl.col("_jump").sum() - pl.col("_jump").cum_sum()
-            base = pl.lit(year, pl.Int32)
+            stream, base = "_family", pl.lit(year, pl.Int32)
+        families = file_families or {}
+        sys_rows = sys_rows.with_columns(
+            _family=pl.col("file").replace_strict(families, default=0, return_dtype=pl.Int64)
+        )
+        month = pl.col("mon").cast(pl.Int16)
+        jump = ((month.shift(1).over(stream) - month).fill_null(0) > _NEW_YEAR_JUMP).cast(pl.Int32)
+        sys_rows = sys_rows.with_columns(_jump=jump)
+        later = pl.col("_jump").sum().over(stream) - pl.col("_jump").cum_sum().over(stream)
         sys_rows = sys_rows.select("_i", _year=base - later)
         rows = rows.join(sys_rows, on="_i", how="left")
     else:

@@ -40,6 +40,7 @@ __all__ = [
     "find_logs",
     "iter_batches",
     "read_log",
+    "rotation_family",
     "split_formats",
 ]
 
@@ -194,15 +195,24 @@ def split_formats(logs: list[LogInput]) -> tuple[list[LogInput], list[LogInput]]
     return others, sorted(mail_logs, key=_written_order)
 
 
-def _written_order(log: LogInput) -> tuple:
+def _rotation(log: LogInput) -> tuple[str, float]:
+    """(base name, generation: higher is newer) of a possibly rotated mail log."""
     match = _ROTATION.match(log.file_name)
     if match is None:
-        base, generation = log.file_name, float("inf")
-    elif match.group("number") is not None:
-        base, generation = match.group("base"), -int(match.group("number"))
-    else:
-        base, generation = match.group("base"), int(match.group("date"))
-    return (log.folder_key.lower(), base.lower(), generation, log.name)
+        return log.file_name.lower(), float("inf")
+    if match.group("number") is not None:
+        return match.group("base").lower(), -int(match.group("number"))
+    return match.group("base").lower(), int(match.group("date"))
+
+
+def rotation_family(log: LogInput) -> tuple[str, str]:
+    """(folder, base name): ``mail.log``, ``mail.log.1`` and ``mail.log.2.gz`` are one."""
+    return log.folder_key.lower(), _rotation(log)[0]
+
+
+def _written_order(log: LogInput) -> tuple:
+    base, generation = _rotation(log)
+    return (log.folder_key.lower(), base, generation, log.name)
 
 
 def read_log(
