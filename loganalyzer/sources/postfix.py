@@ -182,7 +182,7 @@ def _shapes() -> None:
         {
             K_CONNECT_FAIL: (
                 msg.str.starts_with("connect to "),
-                rf"^connect to {_EPB}: (?P<text>.*)$",
+                rf"^(?P<text>connect to {_EPB}: .*)$",
             ),
             K_S_SETUP: (
                 msg.str.starts_with("setting up TLS connection to "),
