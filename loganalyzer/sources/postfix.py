@@ -160,7 +160,7 @@ def _shapes() -> None:
             K_REJECT: (
                 msg.str.contains(r"^\S+: (?:milter-)?reject: "),
                 rf"^{_QID}: (?:milter-)?reject: \S+ from {_EP}: (?P<text>[^;]*)"
-                r"(?:;.*?helo=<(?P<helo>[^>]*)>)?",
+                r"(?:;.*?helo=<(?P<helo>.*)>)?",
             ),
             K_ABORT: (
                 msg.str.starts_with("NOQUEUE: abort: TLS from "),
