@@ -65,10 +65,10 @@ def log_set_sessions(
     )
     receive = events.filter(pl.col("prog").is_in(pf.RECEIVE_PROGRAMS))
     send = events.filter(pl.col("prog").is_in(pf.SEND_PROGRAMS))
-    parts = [_receive(receive), _send(send)]
-    sessions = pl.concat([p for p in parts if p.height], how="diagonal_relaxed")
-    if sessions.is_empty():
+    parts = [p for p in (_receive(receive), _send(send)) if p.height]
+    if not parts:
         return _EMPTY.clear()
+    sessions = pl.concat(parts, how="diagonal_relaxed")
     sessions = _common(sessions, files, server)
     received = sessions.filter(pl.col("direction") == "receive")
     if received.height:
