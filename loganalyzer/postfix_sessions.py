@@ -40,7 +40,8 @@ from loganalyzer.sources import postfix as pf
 from loganalyzer.sources.files import LogInput
 from loganalyzer.syslog_time import settle_times
 
-_STREAM = ["_host", "tag", "pid"]
+#: One process's stream of lines: (host, syslog tag, pid) as one integer (see log_set_sessions).
+_STREAM = ["_stream"]
 _VERSIONS = {
     "SSLv2": "SSL2", "SSLv3": "SSL3", "TLSv1": "TLS1.0", "TLSv1.1": "TLS1.1",
     "TLSv1.2": "TLS1.2", "TLSv1.3": "TLS1.3",
@@ -63,6 +64,8 @@ def log_set_sessions(
     events = events.with_row_index("_i").with_columns(
         _host=pl.coalesce("host", "svc", pl.lit("")), _kind=pl.col("kind").cast(pl.Int32)
     )
+    process = pl.concat_str(["_host", "tag", "pid"], separator="\x00", ignore_nulls=True)
+    events = events.with_columns(_stream=process.cast(pl.Categorical).to_physical())
     receive = events.filter(pl.col("prog").is_in(pf.RECEIVE_PROGRAMS))
     send = events.filter(pl.col("prog").is_in(pf.SEND_PROGRAMS))
     parts = [p for p in (_receive(receive), _send(send)) if p.height]
@@ -94,6 +97,9 @@ def _identity() -> list[pl.Expr]:
         pl.col("file").first(),
         pl.col("line").first(),
         pl.col("_i").first(),
+        pl.col("_host").first(),
+        pl.col("tag").first(),
+        pl.col("pid").first(),
         pl.col("host").drop_nulls().first(),
         pl.col("svc").drop_nulls().first(),
         pl.col("name").first(),

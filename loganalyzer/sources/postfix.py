@@ -69,13 +69,19 @@ _PREFIX = (
     r"(?:(?P<svc>[A-Za-z0-9][\w.-]*)\s*\|\s?)?"
     rf"(?:(?P<iso>{_ISO})|(?P<mon>{_MONTH})\s+(?P<day>\d{{1,2}})\s(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?)?"
 )
-LINE = re.compile(
+#: Everything before a line's first ``]: `` (the end of the tag); the message follows it.
+HEAD = re.compile(
     rf"^{_PREFIX}\s*(?:(?P<host>[^\s\[\]|]+)\s+)?"
-    r"(?P<tag>(?P<name>[\w.-]+(?:/[\w.-]+)*)/(?P<prog>[a-z][\w-]*))\[(?P<pid>[^\]\s]*)\]:\s"
-    r"(?P<msg>.*)$"
+    r"(?P<tag>(?P<name>[\w.-]+(?:/[\w.-]+)*)/(?P<prog>[a-z][\w-]*))\[(?P<pid>[^\]\s]*)\]$"
 )
-#: A line of another program (kernel, dovecot, ...): a timestamp we know, then anything.
-OTHER = re.compile(rf"^(?:[A-Za-z0-9][\w.-]*\s*\|\s?)?(?:{_ISO}|(?:{_MONTH})\s+\d{{1,2}}\s\d\d:)")
+_TAG_END = "]: "
+#: A line of another program (kernel, dovecot, ...): a timestamp we know, then anything; or
+#: an unprefixed line of another Postfix daemon (``postfix/qmgr[12]: ...``).
+OTHER = re.compile(
+    rf"^(?:[A-Za-z0-9][\w.-]*\s*\|\s?)?(?:{_ISO}|(?:{_MONTH})\s+\d{{1,2}}\s\d\d:)"
+    r"|^[\w.-]+(?:/[\w.-]+)*/[a-z][\w-]*\[[^\]\s]*\]:\s"
+)
+_PROGRAM_MARKS = [f"/{program}[" for program in ("smtpd", "smtp", "lmtp")]
 _SNIFF = re.compile(
     rf"(?m)^[^\n]{{0,120}}?[\w.-]+(?:/[\w.-]+)*/(?:{'|'.join(DAEMONS)})\[[^\]\s]*\]: "
 )
@@ -119,6 +125,7 @@ _PEERCERT = (
     r"(?:, (?:cert )?fingerprint=(?P<fp>[0-9A-Fa-f:]+))?"
     r"(?:, pkey[_ ]fingerprint=(?P<pkey>[0-9A-Fa-f:]+))?$"
 )
+_PEERCERT_START = r"^\S+: (?:\w+:? )?subject_CN="
 _SEND_REASONS = (
     r"Cannot start TLS|Server certificate not|TLS is required|lost connection with|"
     r"conversation with|host \S+ (?:said|refused)"
@@ -141,7 +148,7 @@ def _shapes() -> None:
                 rf"^disconnect from {_EP}(?: (?P<text>.*))?$",
             ),
             K_R_TLS: (
-                msg.str.contains("TLS connection established from ", literal=True),
+                msg.str.contains(r"^(?:\w+ )?TLS connection established from "),
                 rf"{_TRUST}TLS connection established from {_EP}(?: to (?P<sni>\S+))?{_SUMMARY}",
             ),
             K_SSL_ACCEPT: (
@@ -153,7 +160,7 @@ def _shapes() -> None:
                 rf"^setting up TLS connection from {_EP}$",
             ),
             K_LOST: (
-                msg.str.contains(r"(?:lost connection|timeout|too many errors) after \S+"),
+                msg.str.contains(r"^(?:\S+: )?(?:lost connection|timeout|too many errors) after "),
                 r"^(?:\S+: )?(?P<text>(?:lost connection|timeout|too many errors) after \S+)"
                 rf"(?: \(\d+ bytes\))? from {_EP}$",
             ),
@@ -171,7 +178,7 @@ def _shapes() -> None:
                 msg.str.starts_with("discarding EHLO keywords: "),
                 r"^discarding EHLO keywords: (?P<text>.*)$",
             ),
-            K_R_PEERCERT: (msg.str.contains("subject_CN=", literal=True), _PEERCERT),
+            K_R_PEERCERT: (msg.str.contains(_PEERCERT_START), _PEERCERT),
             K_TLS_LIB: (
                 msg.str.starts_with("warning: TLS library problem: "),
                 r"^warning: TLS library problem: (?P<text>.*)$",
@@ -189,7 +196,7 @@ def _shapes() -> None:
                 rf"^setting up TLS connection to {_EPB}$",
             ),
             K_VERIFY_FAIL: (
-                msg.str.contains("certificate verification failed for ", literal=True),
+                msg.str.contains(r"^(?:\w+ )?certificate verification failed for "),
                 rf"^(?:(?:server|CA) )?certificate verification failed for {_EPB}: (?P<text>.*)$",
             ),
             K_SSL_CONNECT: (
@@ -197,10 +204,10 @@ def _shapes() -> None:
                 rf"^SSL_connect error to {_EPB}: (?P<text>.*)$",
             ),
             K_S_TLS: (
-                msg.str.contains(r"TLS connection (?:established|reused) to "),
+                msg.str.contains(r"^(?:\w+ )?TLS connection (?:established|reused) to "),
                 rf"{_TRUST}TLS connection (?:established|reused) to {_EPB}{_SUMMARY}",
             ),
-            K_S_PEERCERT: (msg.str.contains("subject_CN=", literal=True), _PEERCERT),
+            K_S_PEERCERT: (msg.str.contains(_PEERCERT_START), _PEERCERT),
             K_OFFER: (
                 msg.str.starts_with("Host offered STARTTLS: "),
                 r"^Host offered STARTTLS: \[(?P<text>[^\]]*)\]$",
@@ -301,15 +308,29 @@ def parse_chunk(data: bytes, first_line: int) -> tuple[pl.DataFrame, list[Malfor
     )
     if text.endswith("\n"):
         lines = lines.head(lines.height - 1)
-    parts = lines.with_columns(m=pl.col("raw").str.extract_groups(LINE.pattern)).unnest("m")
+    # Only lines that name an smtpd/smtp/lmtp process go through the full line pattern.
+    candidate = pl.col("raw").str.contains_any(_PROGRAM_MARKS)
+    end = pl.col("raw").str.find(_TAG_END, literal=True)
+    parts = (
+        lines.filter(candidate)
+        .with_columns(
+            m=pl.col("raw").str.slice(0, end + 1).str.extract_groups(HEAD.pattern),
+            msg=pl.col("raw").str.slice(end + len(_TAG_END)),
+        )
+        .unnest("m")
+    )
     tagged = pl.col("tag").is_not_null()
     blank = pl.col("raw").str.strip_chars() == ""
-    strays = parts.filter(~tagged & ~blank).select("line", "raw")
+    strays = pl.concat(
+        [lines.filter(~candidate & ~blank), parts.filter(~tagged).select("line", "raw")]
+    )
     malformed = [
         Malformed(line, "not a mail-log line (no known timestamp and no Postfix tag)")
         for line in strays.filter(~pl.col("raw").str.contains(OTHER.pattern))["line"].to_list()
     ]
-    ours = parts.filter(tagged & pl.col("prog").is_in([*RECEIVE_PROGRAMS, *SEND_PROGRAMS]))
+    ours = parts.filter(tagged & pl.col("prog").is_in([*RECEIVE_PROGRAMS, *SEND_PROGRAMS])).drop(
+        "raw"
+    )
     if ours.is_empty():
         return empty_events(), malformed
     ours = _with_times(ours)
@@ -342,33 +363,35 @@ def _with_times(rows: pl.DataFrame) -> pl.DataFrame:
         mon=month,
         day=pl.col("day").cast(pl.Int8, strict=False),
         host=pl.when(host.is_in(_LEVELS)).then(None).otherwise(host),
-    )
+    ).drop("iso")
 
 
 def _classify(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Kind and facts of every line: (events, recognised lines whose shape did not match)."""
-    receive = pl.col("prog").is_in(RECEIVE_PROGRAMS)
-    kind = pl.lit(None, pl.UInt8)
-    for shapes, side in ((SEND_SHAPES, ~receive), (RECEIVE_SHAPES, receive)):
-        for code, (test, _) in reversed(shapes.items()):
-            kind = pl.when(side & test).then(pl.lit(code, pl.UInt8)).otherwise(kind)
-    rows = rows.with_columns(kind=kind).filter(pl.col("kind").is_not_null())
-    if rows.is_empty():
-        return empty_events(), rows.select("line", "kind")
+    """Kind and facts of every line: (events, recognised lines whose shape did not match).
+
+    Shapes are tried in their table's order, each on the lines no earlier shape took, so the
+    commonest lines are taken first and later tests run on few lines.
+    """
     pieces, unknown = [], []
     for shapes, programs in ((RECEIVE_SHAPES, RECEIVE_PROGRAMS), (SEND_SHAPES, SEND_PROGRAMS)):
-        side = rows.filter(pl.col("prog").is_in(programs))
-        for code, (_, pattern) in shapes.items():
-            subset = side.filter(pl.col("kind") == code)
+        left = rows.filter(pl.col("prog").is_in(programs))
+        for code, (test, pattern) in shapes.items():
+            if left.is_empty():
+                break
+            hit = left.select(test).to_series()
+            subset = left.filter(hit).with_columns(kind=pl.lit(code, pl.UInt8))
+            left = left.filter(~hit)
             if subset.is_empty():
                 continue
-            ok = pl.col("msg").str.contains(pattern)
+            ok = subset.select(pl.col("msg").str.contains(pattern)).to_series()
             unknown.append(subset.filter(~ok).select("line", "kind"))
             matched = subset.filter(ok)
             facts = matched.with_columns(f=pl.col("msg").str.extract_groups(pattern)).unnest("f")
             pieces.append(facts)
     events = pl.concat(pieces, how="diagonal_relaxed") if pieces else empty_events()
     events = _normalise(events).sort("line")
+    if not unknown:
+        return events, pl.DataFrame(schema={"line": pl.Int64, "kind": pl.UInt8})
     return events, pl.concat(unknown, how="vertical_relaxed")
 
 
