@@ -40,8 +40,6 @@ from loganalyzer.sources import postfix as pf
 from loganalyzer.sources.files import LogInput
 from loganalyzer.syslog_time import settle_times
 
-#: One process's stream of lines: (host, syslog tag, pid) as one integer (see log_set_sessions).
-_STREAM = ["_stream"]
 _VERSIONS = {
     "SSLv2": "SSL2", "SSLv3": "SSL3", "TLSv1": "TLS1.0", "TLSv1.1": "TLS1.1",
     "TLSv1.2": "TLS1.2", "TLSv1.3": "TLS1.3",
@@ -64,6 +62,7 @@ def log_set_sessions(
     events = events.with_row_index("_i").with_columns(
         _host=pl.coalesce("host", "svc", pl.lit("")), _kind=pl.col("kind").cast(pl.Int32)
     )
+    # One process's stream of lines, (host, syslog tag, pid), as one integer.
     process = pl.concat_str(["_host", "tag", "pid"], separator="\x00", ignore_nulls=True)
     events = events.with_columns(_stream=process.cast(pl.Categorical).to_physical())
     receive = events.filter(pl.col("prog").is_in(pf.RECEIVE_PROGRAMS))
@@ -83,11 +82,17 @@ def log_set_sessions(
 
 
 def _of(kind: int, column: str = "text") -> pl.Expr:
-    return pl.col(column).filter(pl.col("_kind") == kind)
+    """``column`` on the lines of one kind, null elsewhere (aggregate with ``first``/``last``
+    and ``ignore_nulls``: masked columns aggregate much faster than filters per group)."""
+    return pl.when(pl.col("_kind") == kind).then(pl.col(column))
 
 
-def _any(*kinds: int) -> pl.Expr:
-    return pl.col("_kind").is_in(kinds).any()
+def _masked(columns: dict[str, pl.Expr]) -> list[pl.Expr]:
+    return [expr.alias(name) for name, expr in columns.items()]
+
+
+def _count(*kinds: int) -> pl.Expr:
+    return pl.col("_kind").is_in(kinds).cast(pl.UInt32)
 
 
 def _identity() -> list[pl.Expr]:
@@ -97,6 +102,7 @@ def _identity() -> list[pl.Expr]:
         pl.col("file").first(),
         pl.col("line").first(),
         pl.col("_i").first(),
+        pl.col("_stream").first(),
         pl.col("_host").first(),
         pl.col("tag").first(),
         pl.col("pid").first(),
@@ -109,14 +115,19 @@ def _identity() -> list[pl.Expr]:
     ]
 
 
-def _tls_summary(kind: int) -> list[pl.Expr]:
-    return [
-        _of(kind, c).last().alias(c) for c in ("trust", "proto", "cipher", "bits", "extra", "sni")
-    ] + [(pl.col("_kind") == kind).sum().alias("n_tls")]
+_TLS_FIELDS = ("trust", "proto", "cipher", "bits", "extra", "sni")
+_CERT_FIELDS = ("cn", "issuer", "fp", "pkey")
 
 
-def _peer_cert(kind: int) -> list[pl.Expr]:
-    return [_of(kind, c).last().alias(c) for c in ("cn", "issuer", "fp", "pkey")]
+def _tls_and_cert(tls_kind: int, cert_kind: int) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
+    """Masked columns and aggregations of the last TLS summary and peer-certificate line."""
+    masked = {f"_m_{c}": _of(tls_kind, c) for c in _TLS_FIELDS}
+    masked |= {f"_m_{c}": _of(cert_kind, c) for c in _CERT_FIELDS}
+    masked["_n_tls"] = _count(tls_kind)
+    aggs = [
+        pl.col(f"_m_{c}").last(ignore_nulls=True).alias(c) for c in (*_TLS_FIELDS, *_CERT_FIELDS)
+    ]
+    return masked, [*aggs, pl.col("_n_tls").sum().alias("n_tls")]
 
 
 def _counter(name: str, part: int) -> pl.Expr:
@@ -138,27 +149,26 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
     if events.is_empty():
         return pl.DataFrame()
     kind = pl.col("_kind")
-    events = events.with_columns(
-        _sess=(kind == pf.K_CONNECT).cast(pl.Int32).cum_sum().over(_STREAM)
+    events = events.sort("_stream", "_i").with_columns(
+        _sess=(_stream_starts() | (kind == pf.K_CONNECT)).cast(pl.Int32).cum_sum()
     )
-    identity = _identity()
-    s = events.group_by([*_STREAM, "_sess"], maintain_order=True).agg(
-        *identity,
-        *_tls_summary(pf.K_R_TLS),
-        *_peer_cert(pf.K_R_PEERCERT),
-        n_connect=(kind == pf.K_CONNECT).sum(),
-        n_disconnect=(kind == pf.K_DISCONNECT).sum(),
-        counters=_of(pf.K_DISCONNECT).last(),
-        ssl_error=_of(pf.K_SSL_ACCEPT).first(),
-        library=_of(pf.K_TLS_LIB).first(),
-        lost=_of(pf.K_LOST).last(),
-        abort=_of(pf.K_ABORT).last(),
-        reject=_of(pf.K_REJECT).last(),
-        helo=_of(pf.K_REJECT, "helo").drop_nulls().first(),
-        n_client=(kind == pf.K_CLIENT).sum(),
-        n_setup=(kind == pf.K_R_SETUP).sum(),
-        not_offered=_of(pf.K_DISCARD).str.contains(r"(?i)(?:^|[\s,])STARTTLS(?:$|[\s,])").any(),
-        session_like=_any(
+    tls_masked, tls_aggs = _tls_and_cert(pf.K_R_TLS, pf.K_R_PEERCERT)
+    discard = _of(pf.K_DISCARD).str.contains(r"(?i)(?:^|[\s,])STARTTLS(?:$|[\s,])")
+    masked = {
+        **tls_masked,
+        "_counters": _of(pf.K_DISCONNECT),
+        "_ssl_error": _of(pf.K_SSL_ACCEPT),
+        "_library": _of(pf.K_TLS_LIB),
+        "_lost": _of(pf.K_LOST),
+        "_abort": _of(pf.K_ABORT),
+        "_reject": _of(pf.K_REJECT),
+        "_helo": _of(pf.K_REJECT, "helo"),
+        "_n_connect": _count(pf.K_CONNECT),
+        "_n_disconnect": _count(pf.K_DISCONNECT),
+        "_n_client": _count(pf.K_CLIENT),
+        "_n_setup": _count(pf.K_R_SETUP),
+        "_not_offered": discard.fill_null(False),
+        "_session_like": _count(
             pf.K_CONNECT,
             pf.K_DISCONNECT,
             pf.K_R_TLS,
@@ -168,6 +178,27 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
             pf.K_ABORT,
             pf.K_CLIENT,
         ),
+    }
+    last = lambda name: pl.col(f"_{name}").last(ignore_nulls=True).alias(name)  # noqa: E731
+    first = lambda name: pl.col(f"_{name}").first(ignore_nulls=True).alias(name)  # noqa: E731
+    total = lambda name: pl.col(f"_{name}").sum().alias(name)  # noqa: E731
+    s = (
+        events.with_columns(_masked(masked))
+        .group_by("_sess", maintain_order=True)
+        .agg(
+            *_identity(),
+            *tls_aggs,
+            *[total(n) for n in ("n_connect", "n_disconnect", "n_client", "n_setup")],
+            last("counters"),
+            first("ssl_error"),
+            first("library"),
+            last("lost"),
+            last("abort"),
+            last("reject"),
+            first("helo"),
+            pl.col("_not_offered").any().alias("not_offered"),
+            (pl.col("_session_like").sum() > 0).alias("session_like"),
+        )
     )
     s = s.filter(pl.col("session_like"))
     n = pl.col
@@ -246,65 +277,80 @@ def _send(events: pl.DataFrame) -> pl.DataFrame:
         .then(pl.format("{}[{}]", pl.col("epn"), pl.col("epa")))
         .otherwise(pl.col("epn"))
     )
-    events = events.with_columns(_ep=endpoint)
-    following = [pl.col(c).shift(-1).over(_STREAM) for c in ("_kind", "qid", "_ep")]
+    # Sorted by process, then as read: a process's lines are contiguous, so neighbours are
+    # compared with plain shifts (guarded at process boundaries) instead of window functions.
+    events = events.sort("_stream", "_i").with_columns(_ep=endpoint)
+    next_same = (pl.col("_stream").shift(-1) == pl.col("_stream")).fill_null(False)
     same_delivery = (
-        (following[0] == pf.K_DELIVERY)
-        & (following[1] == pl.col("qid"))
-        & (following[2] == pl.col("_ep"))
+        next_same
+        & (kind.shift(-1) == pf.K_DELIVERY)
+        & (pl.col("qid").shift(-1) == pl.col("qid"))
+        & (pl.col("_ep").shift(-1) == pl.col("_ep"))
     ).fill_null(False)
     ender = kind.is_in([pf.K_CONNECT_FAIL, pf.K_REASON]) | (
         (kind == pf.K_DELIVERY) & ~same_delivery
     )
-    events = events.with_columns(_after_end=ender.shift(1).over(_STREAM).fill_null(True))
-    events = events.with_columns(_seg=pl.col("_after_end").cast(pl.Int32).cum_sum().over(_STREAM))
-    before = pl.col("_ep").forward_fill().shift(1).over([*_STREAM, "_seg"])
+    events = events.with_columns(_after_end=_stream_starts() | ender.shift(1).fill_null(True))
+    events = events.with_columns(_seg=pl.col("_after_end").cast(pl.Int32).cum_sum())
+    ep_seg = pl.when(pl.col("_ep").is_not_null()).then(pl.col("_seg")).forward_fill()
+    before = pl.when(ep_seg.shift(1) == pl.col("_seg")).then(pl.col("_ep").forward_fill().shift(1))
     split = pl.col("_ep").is_not_null() & before.is_not_null() & (pl.col("_ep") != before)
-    events = events.with_columns(
-        _sess=(pl.col("_after_end") | split).cast(pl.Int32).cum_sum().over(_STREAM)
-    )
-    status = pl.col("status")
+    events = events.with_columns(_sess=(pl.col("_after_end") | split).cast(pl.Int32).cum_sum())
+    status, text = pl.col("status"), pl.col("text")
     failing = (
         (kind == pf.K_REASON)
         | (kind == pf.K_CONNECT_FAIL)
         | ((kind == pf.K_DELIVERY) & (status != "sent"))
     )
-    identity = _identity()
-    s = events.group_by([*_STREAM, "_sess"], maintain_order=True).agg(
-        *identity,
-        *_tls_summary(pf.K_S_TLS),
-        *_peer_cert(pf.K_S_PEERCERT),
-        n=pl.len(),
-        n_connect_fail=(kind == pf.K_CONNECT_FAIL).sum(),
-        n_delivery=(kind == pf.K_DELIVERY).sum(),
-        ended=kind.is_in([pf.K_REASON, pf.K_DELIVERY]).any(),
-        ssl_error=_of(pf.K_SSL_CONNECT).first(),
-        library=_of(pf.K_TLS_LIB).first(),
-        verify=_of(pf.K_VERIFY_FAIL).last(),
-        tls_reason=pl.col("text")
-        .filter(
-            ((kind == pf.K_REASON) | (kind == pf.K_DELIVERY))
-            & pl.col("text").str.contains(_TLS_REASON)
+    reason_or_status = (kind == pf.K_REASON) | (kind == pf.K_DELIVERY)
+    tls_masked, tls_aggs = _tls_and_cert(pf.K_S_TLS, pf.K_S_PEERCERT)
+    attempts = (pf.K_S_SETUP, pf.K_SSL_CONNECT, pf.K_S_TLS, pf.K_VERIFY_FAIL, pf.K_S_PEERCERT)
+    masked = {
+        **tls_masked,
+        "_n": pl.lit(1, pl.UInt32),
+        "_n_connect_fail": _count(pf.K_CONNECT_FAIL),
+        "_n_delivery": _count(pf.K_DELIVERY),
+        "_n_offer": _count(pf.K_OFFER),
+        "_ended": _count(pf.K_REASON, pf.K_DELIVERY),
+        "_attempted": _count(*attempts),
+        "_ssl_error": _of(pf.K_SSL_CONNECT),
+        "_library": _of(pf.K_TLS_LIB),
+        "_verify": _of(pf.K_VERIFY_FAIL),
+        "_tls_reason": pl.when(reason_or_status & text.str.contains(_TLS_REASON)).then(text),
+        "_error": pl.when(failing).then(text),
+        "_tls_status": _of(pf.K_DELIVERY, "tls_status"),
+        "_message": _of(pf.K_DELIVERY, "qid"),
+        "_sent": pl.when((kind == pf.K_DELIVERY) & (status == "sent")).then(pl.col("qid")),
+        "_qid": pl.col("qid"),
+        "_disconnect": pl.when(
+            (kind == pf.K_REASON) & text.str.contains(r"^(?:lost connection|conversation) with ")
+        ).then(text),
+    }
+    last = lambda name: pl.col(f"_{name}").last(ignore_nulls=True).alias(name)  # noqa: E731
+    first = lambda name: pl.col(f"_{name}").first(ignore_nulls=True).alias(name)  # noqa: E731
+    total = lambda name: pl.col(f"_{name}").sum().alias(name)  # noqa: E731
+    distinct = lambda name: pl.col(f"_{name}").drop_nulls().n_unique()  # noqa: E731
+    s = (
+        events.with_columns(_masked(masked))
+        .group_by("_sess", maintain_order=True)
+        .agg(
+            *_identity(),
+            *tls_aggs,
+            *[total(c) for c in ("n", "n_connect_fail", "n_delivery", "n_offer")],
+            (pl.col("_ended").sum() > 0).alias("ended"),
+            (pl.col("_attempted").sum() > 0).alias("attempted"),
+            first("ssl_error"),
+            first("library"),
+            last("verify"),
+            last("tls_reason"),
+            last("error"),
+            last("tls_status"),
+            distinct("message").alias("messages"),
+            pl.col("_n_delivery").sum().alias("recipients"),
+            distinct("sent").alias("delivered"),
+            first("qid"),
+            last("disconnect"),
         )
-        .last(),
-        error=pl.col("text").filter(failing).last(),
-        attempted=(
-            kind.is_in(
-                [pf.K_S_SETUP, pf.K_SSL_CONNECT, pf.K_S_TLS, pf.K_VERIFY_FAIL, pf.K_S_PEERCERT]
-            )
-        ).any(),
-        n_offer=(kind == pf.K_OFFER).sum(),
-        tls_status=_of(pf.K_DELIVERY, "tls_status").drop_nulls().last(),
-        messages=_of(pf.K_DELIVERY, "qid").n_unique(),
-        recipients=(kind == pf.K_DELIVERY).sum(),
-        delivered=pl.col("qid").filter((kind == pf.K_DELIVERY) & (status == "sent")).n_unique(),
-        qid=pl.col("qid").drop_nulls().first(),
-        disconnect=pl.col("text")
-        .filter(
-            (kind == pf.K_REASON)
-            & pl.col("text").str.contains(r"^(?:lost connection|conversation) with ")
-        )
-        .last(),
     )
     n = pl.col
     status_tls = n("tls_status")
@@ -359,8 +405,9 @@ def _send(events: pl.DataFrame) -> pl.DataFrame:
 def _send_fallback(s: pl.DataFrame) -> pl.DataFrame:
     """Postfix's plaintext retry: see the module docstring."""
     n = pl.col
+    same_process = (n("_stream").shift(1) == n("_stream")).fill_null(False)
     prior = {
-        c: n(c).shift(1).over(_STREAM)
+        c: pl.when(same_process).then(n(c).shift(1))
         for c in ("outcome", "ssl_error", "tls_reason", "n_delivery", "epa", "epp", "qid")
     }
     handshake_failed = prior["ssl_error"].is_not_null() | prior["tls_reason"].str.starts_with(
@@ -380,6 +427,11 @@ def _send_fallback(s: pl.DataFrame) -> pl.DataFrame:
         fallback=fallback,
         starttls_requested=pl.when(fallback).then(False).otherwise(n("starttls_requested")),
     )
+
+
+def _stream_starts() -> pl.Expr:
+    """True on the first line of each process (events sorted by ``_stream``)."""
+    return (pl.col("_stream").shift(1) != pl.col("_stream")).fill_null(True)
 
 
 def _known(expr: pl.Expr) -> pl.Expr:
