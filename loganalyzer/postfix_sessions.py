@@ -546,7 +546,7 @@ def sessions_from_files(
     out = []
     for parts in by_folder.values():
         events = settle_times(
-            pl.concat(parts, how="vertical_relaxed"),
+            _without_copies(pl.concat(parts, how="vertical_relaxed"), families),
             years,
             year=year,
             zone=zone,
@@ -565,6 +565,25 @@ def sessions_from_files(
         if sessions.height:
             out.append(sessions)
     return out
+
+
+def _without_copies(events: pl.DataFrame, families: dict[int, int]) -> pl.DataFrame:
+    """Drop lines that another log family of the folder holds too (Debian's rsyslog writes
+    mail lines to ``mail.log`` and again to ``syslog``, ``mail.warn``, ``mail.err``): a line is
+    kept from the first family (in reading order) that has it; copies inside one family stay.
+    """
+    family = pl.col("file").replace_strict(families, default=0, return_dtype=pl.Int64)
+    events = events.with_columns(_family=family)
+    if events.get_column("_family").n_unique() < 2:
+        return events.drop("_family")
+    facts = [c for c in pf.EVENT_SCHEMA if c != "line"]
+    events = events.with_columns(_copy=pl.struct(facts).hash())
+    first = events.group_by("_copy").agg(_first_family=pl.col("_family").min())
+    return (
+        events.join(first, on="_copy", how="left", maintain_order="left")
+        .filter(pl.col("_family") == pl.col("_first_family"))
+        .drop("_family", "_copy", "_first_family")
+    )
 
 
 def _modification_year(log: LogInput) -> int:

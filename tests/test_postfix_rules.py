@@ -144,3 +144,15 @@ def test_cli_options_pin_the_year_and_zone(tmp_path):
     assert '"start_utc": "2022-07-04T10:00:00Z"' in result.stdout
     bad = runner.invoke(app, ["findings", str(log), "-q", "--syslog-tz", "Nowhere/Else"])
     assert bad.exit_code == 2 and "unknown time zone" in bad.output
+
+
+def test_lines_copied_into_another_log_of_the_folder_are_read_once(tmp_path):
+    text = (POSTFIX / "recv-ssl-accept-error-then-plaintext.log").read_text("utf-8")
+    _write(tmp_path / "mail.log", text)
+    _write(tmp_path / "syslog", "Nov 26 07:19:59 mx1 kernel: eth0 up\n" + text)
+    warnings = [line for line in text.splitlines(keepends=True) if "warning:" in line]
+    _write(tmp_path / "mail.warn", "".join(warnings))
+    alone = loganalyzer.read_sessions(tmp_path / "mail.log", syslog_year=2026, syslog_tz="UTC")
+    folder = loganalyzer.read_sessions(tmp_path, syslog_year=2026, syslog_tz="UTC")
+    assert folder.attrs["read_stats"]["files"] == 3
+    assert folder.drop(columns="file").equals(alone.drop(columns="file"))
