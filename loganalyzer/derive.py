@@ -56,7 +56,8 @@ def log_set_sessions(
 def _with_other_formats_columns(sessions: pl.DataFrame) -> pl.DataFrame:
     """Null columns for facts other formats log and Exchange does not (Postfix fingerprints)."""
     missing = [name for name in SESSION_SCHEMA.names if name not in sessions.columns]
-    return sessions.with_columns(pl.lit(None, pl.String).alias(name) for name in missing)
+    types = pl.from_arrow(SESSION_SCHEMA.empty_table().select(missing)).schema
+    return sessions.with_columns(pl.lit(None, types[name]).alias(name) for name in missing)
 
 
 def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:

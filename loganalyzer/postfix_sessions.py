@@ -167,6 +167,7 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
         "_n_disconnect": _count(pf.K_DISCONNECT),
         "_n_client": _count(pf.K_CLIENT),
         "_n_setup": _count(pf.K_R_SETUP),
+        "_queued": _of(pf.K_CLIENT, "qid"),
         "_not_offered": discard.fill_null(False),
         "_session_like": _count(
             pf.K_CONNECT,
@@ -197,6 +198,7 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
             last("reject"),
             first("helo"),
             pl.col("_not_offered").any().alias("not_offered"),
+            pl.col("_queued").drop_nulls().unique(maintain_order=True).alias("queue_ids"),
             (pl.col("_session_like").sum() > 0).alias("session_like"),
         )
     )
@@ -349,6 +351,7 @@ def _send(events: pl.DataFrame) -> pl.DataFrame:
             pl.col("_n_delivery").sum().alias("recipients"),
             distinct("sent").alias("delivered"),
             first("qid"),
+            pl.col("_qid").drop_nulls().unique(maintain_order=True).alias("queue_ids"),
             last("disconnect"),
         )
     )
@@ -506,6 +509,7 @@ def _common(s: pl.DataFrame, files: dict[int, str], server: str | None) -> pl.Da
         remote_cert_fingerprint_digest=digest,
         remote_cert_pkey_fingerprint=n("pkey"),
         remote_cert_trust=n("trust"),
+        queue_ids=pl.when(n("queue_ids").list.len() > 0).then(n("queue_ids")),
         file=n("file").replace_strict(files, return_dtype=pl.String),
     )
     missing = [c for c in SESSION_SCHEMA.names if c not in out.columns]

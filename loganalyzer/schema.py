@@ -68,6 +68,7 @@ SESSION_SCHEMA = pa.schema(
         ("remote_cert_fingerprint_digest", pa.large_string()),
         ("remote_cert_pkey_fingerprint", pa.large_string()),
         ("remote_cert_trust", pa.large_string()),
+        ("queue_ids", pa.large_list(pa.large_string())),
     ]
 )
 

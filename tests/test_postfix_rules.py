@@ -156,3 +156,20 @@ def test_lines_copied_into_another_log_of_the_folder_are_read_once(tmp_path):
     folder = loganalyzer.read_sessions(tmp_path, syslog_year=2026, syslog_tz="UTC")
     assert folder.attrs["read_stats"]["files"] == 3
     assert folder.drop(columns="file").equals(alone.drop(columns="file"))
+
+
+def test_queue_ids_link_the_attempts_for_one_message():
+    df = loganalyzer.read_sessions(
+        [
+            POSTFIX / "send-ssl-connect-error-next-mx-deferred.log",
+            POSTFIX / "send-plaintext-fallback-after-backoff.log",
+        ],
+        syslog_year=2026,
+        syslog_tz="UTC",
+    )
+    attempts = df[df["queue_ids"].map(lambda ids: ids is not None and "6A7B8C9D0E" in ids)]
+    assert attempts["remote_host"].tolist() == [
+        "mx.example.net", "mx2.example.net", "mx.example.net", "mx.example.net",
+    ]  # fmt: skip
+    assert attempts["outcome"].tolist() == ["tls_failed", "tls_failed", "tls_failed", "plaintext"]
+    assert attempts["fallback"].tolist() == [False, False, False, True]
