@@ -167,7 +167,6 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
         "_n_disconnect": _count(pf.K_DISCONNECT),
         "_n_client": _count(pf.K_CLIENT),
         "_n_setup": _count(pf.K_R_SETUP),
-        "_queued": _of(pf.K_CLIENT, "qid"),
         "_not_offered": discard.fill_null(False),
         "_session_like": _count(
             pf.K_CONNECT,
@@ -198,11 +197,10 @@ def _receive(events: pl.DataFrame) -> pl.DataFrame:
             last("reject"),
             first("helo"),
             pl.col("_not_offered").any().alias("not_offered"),
-            pl.col("_queued").drop_nulls().unique(maintain_order=True).alias("queue_ids"),
             (pl.col("_session_like").sum() > 0).alias("session_like"),
         )
     )
-    s = s.filter(pl.col("session_like"))
+    s = _with_queue_ids(s, events.filter(kind == pf.K_CLIENT)).filter(pl.col("session_like"))
     n = pl.col
     counted = n("counters").str.contains(r"(?:^| )commands=")
     st_ok, st_tried = _counter("starttls", 1), _counter("starttls", 2)
@@ -351,10 +349,10 @@ def _send(events: pl.DataFrame) -> pl.DataFrame:
             pl.col("_n_delivery").sum().alias("recipients"),
             distinct("sent").alias("delivered"),
             first("qid"),
-            pl.col("_qid").drop_nulls().unique(maintain_order=True).alias("queue_ids"),
             last("disconnect"),
         )
     )
+    s = _with_queue_ids(s, events)
     n = pl.col
     status_tls = n("tls_status")
     status_says_tls = status_tls.is_not_null() & ~status_tls.str.contains(r"^!|\?$|:none$|^none$")
@@ -430,6 +428,18 @@ def _send_fallback(s: pl.DataFrame) -> pl.DataFrame:
         fallback=fallback,
         starttls_requested=pl.when(fallback).then(False).otherwise(n("starttls_requested")),
     )
+
+
+def _with_queue_ids(sessions: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``queue_ids``: the distinct queue ids of each session's ``events``, in order."""
+    ids = (
+        events.filter(pl.col("qid").is_not_null())
+        .select("_sess", "qid")
+        .unique(maintain_order=True)
+        .group_by("_sess", maintain_order=True)
+        .agg(queue_ids=pl.col("qid"))
+    )
+    return sessions.join(ids, on="_sess", how="left", maintain_order="left")
 
 
 def _stream_starts() -> pl.Expr:
