@@ -173,3 +173,21 @@ def test_queue_ids_link_the_attempts_for_one_message():
     ]  # fmt: skip
     assert attempts["outcome"].tolist() == ["tls_failed", "tls_failed", "tls_failed", "plaintext"]
     assert attempts["fallback"].tolist() == [False, False, False, True]
+
+
+def test_a_session_still_open_at_the_end_of_the_log_is_incomplete(tmp_path):
+    text = SESSION.format(day="Nov 26", pid=1) + (
+        "Nov 26 10:01:00 mx1 postfix/smtpd[1]: connect from late.example.net[198.51.100.9]\n"
+    )
+    df = loganalyzer.read_sessions(_write(tmp_path / "mail.log", text), syslog_year=2026)
+    assert df["outcome"].tolist() == ["plaintext", "incomplete"]
+
+
+def test_a_postfix_tag_after_other_programs_lines_is_still_recognised(tmp_path):
+    other = "".join(
+        f"Nov 26 09:{i // 60:02d}:{i % 60:02d} mx1 kernel: noise {i:06d}\n" for i in range(2000)
+    )
+    df = loganalyzer.read_sessions(
+        _write(tmp_path / "syslog", other + SESSION.format(day="Nov 26", pid=1)), syslog_year=2026
+    )
+    assert len(df) == 1 and df.attrs["read_stats"]["malformed"] == 0

@@ -184,14 +184,15 @@ def split_formats(logs: list[LogInput]) -> tuple[list[LogInput], list[LogInput]]
     others, mail_logs = [], []
     for log in logs:
         try:
-            head = read_head(log, POSTFIX_SNIFF_BYTES)
+            head = read_head(log)
+            if head and exchange.sniff(head, log) is None:
+                head = read_head(log, POSTFIX_SNIFF_BYTES) if len(head) == 8192 else head
+                if postfix.sniff(head):
+                    mail_logs.append(log)
+                    continue
         except READ_ERRORS:
-            others.append(log)
-            continue
-        if head and exchange.sniff(head[:8192], log) is None and postfix.sniff(head):
-            mail_logs.append(log)
-        else:
-            others.append(log)
+            pass
+        others.append(log)
     return others, sorted(mail_logs, key=_written_order)
 
 
