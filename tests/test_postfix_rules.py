@@ -185,7 +185,7 @@ def test_a_session_still_open_at_the_end_of_the_log_is_incomplete(tmp_path):
 
 def test_a_postfix_tag_after_other_programs_lines_is_still_recognised(tmp_path):
     other = "".join(
-        f"Nov 26 09:{i // 60:02d}:{i % 60:02d} mx1 kernel: noise {i:06d}\n" for i in range(2000)
+        f"Nov 26 09:{i // 60:02d}:{i % 60:02d} mx1 kernel: noise {i:06d}\n" for i in range(1200)
     )
     df = loganalyzer.read_sessions(
         _write(tmp_path / "syslog", other + SESSION.format(day="Nov 26", pid=1)), syslog_year=2026
