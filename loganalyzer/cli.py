@@ -87,6 +87,34 @@ SchedulerOption = Annotated[
     ),
 ]
 DebugOption = Annotated[bool, typer.Option(help="Show tracebacks for bug reports.")]
+SyslogYearOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1970,
+        max=9999,
+        help="Postfix logs with year-less times (Nov 27 06:00:01): the year of the newest line "
+        "(default: each file's modification year; Dec -> Jan is a New Year).",
+    ),
+]
+SyslogTzOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Postfix logs: IANA time zone of times written without one, e.g. Europe/Berlin "
+        "(default: this machine's zone).",
+    ),
+]
+
+
+def _syslog_zone(name: str | None) -> str | None:
+    """Check --syslog-tz early (a bad zone is bad usage, exit code 2)."""
+    from loganalyzer.syslog_time import zone_by_name
+
+    try:
+        zone_by_name(name)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--syslog-tz") from None
+    return name
+
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -349,6 +377,8 @@ def sessions(
         int, typer.Option(min=1, help="Stop a .gz file or zip member that expands beyond this.")
     ] = DEFAULT_LIMITS.max_inflate_bytes,
     strict: StrictOption = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -384,6 +414,8 @@ def sessions(
             scheduler=scheduler,
             limits=Limits(max_row_bytes, max_inflate_ratio, max_inflate_bytes),
             on_file=progress.on_file,
+            syslog_year=syslog_year,
+            syslog_tz=_syslog_zone(syslog_tz),
         )
     _run(debug, write, df, fmt.value, output)
     _summary(df.attrs["read_stats"])
@@ -440,6 +472,8 @@ def certs(
             "pick it or not.",
         ),
     ] = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -468,7 +502,14 @@ def certs(
         sessions = _store_sessions(debug, store, parse_time(since, when), parse_time(until, when))
     if logs:
         with _Progress(logs, enabled=not quiet) as progress:
-            sessions = _run(debug, read_sessions, logs, on_file=progress.on_file)
+            sessions = _run(
+                debug,
+                read_sessions,
+                logs,
+                on_file=progress.on_file,
+                syslog_year=syslog_year,
+                syslog_tz=_syslog_zone(syslog_tz),
+            )
         _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug, date_format, zone)
     all_connectors = inv.connectors
@@ -519,6 +560,8 @@ def findings(
     jobs: JobsOption = None,
     scheduler: SchedulerOption = None,
     strict: StrictOption = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -550,6 +593,8 @@ def findings(
                 scheduler=scheduler,
                 strict=strict,
                 on_file=progress.on_file,
+                syslog_year=syslog_year,
+                syslog_tz=_syslog_zone(syslog_tz),
             )
         _summary(sessions.attrs["read_stats"])
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
@@ -580,6 +625,7 @@ def report(
             help="Log files, folders, globs, .gz or .zip. None: the demo on sample_logs/incident."
         ),
     ] = None,
+    store: StoreOption = None,
     inventory: InventoryOption = None,
     connectors: ConnectorsOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path(
@@ -609,16 +655,27 @@ def report(
         ),
     ] = False,
     since: Annotated[
-        str | None, typer.Option(help="Keep sessions ending at or after: ISO time or age (24h).")
+        str | None,
+        typer.Option(help="Report on sessions and findings from: ISO time or age (24h, 7d)."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Keep sessions starting at or before: ISO time or age.")
+        str | None, typer.Option(help="Report on sessions and findings until: ISO time or age.")
     ] = None,
+    allowlist: AllowlistOption = None,
+    new_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only findings the previous run into --out did not have (state kept in "
+            "OUT/findings-state.json)."
+        ),
+    ] = False,
     server: ServerOption = None,
     jobs: JobsOption = None,
     scheduler: SchedulerOption = None,
     pfx_password_file: PfxOption = None,
     strict: StrictOption = False,
+    syslog_year: SyslogYearOption = None,
+    syslog_tz: SyslogTzOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -627,12 +684,13 @@ def report(
     findings.json, summary.json, sessions.parquet, certificates.csv, peers.csv and
     charts/*.png in --out.
 
-    Without LOGS it runs the demo: the sample incident in sample_logs/incident (two servers,
-    a renewed certificate, the hybrid send connector still pinned to the old one).
+    With --store it reads the sessions of a store (loganalyzer ingest), with --since/--until
+    the window to report on. Without LOGS or --store it runs the demo: the sample incident in
+    sample_logs/incident (a renewed certificate, the hybrid send connector pinned to the old).
     """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from loganalyzer.findings import at_or_above
+    from loganalyzer.findings import alerts, at_or_above
     from loganalyzer.report import collect, redact, write_report
     from loganalyzer.report.write import publish_latest
 
@@ -640,34 +698,51 @@ def report(
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
-    if not logs:
+    if logs and store is not None:
+        raise typer.BadParameter("give LOGS or --store DIR, not both")
+    if not logs and store is None:
         logs, inventory, connectors, now = _demo(inventory, connectors, now)
     when = parse_time(now) or datetime.now(UTC)
-    with _Progress(logs, enabled=not quiet) as progress:
-        sessions = _run(
-            debug,
-            read_sessions,
-            logs,
-            server=server,
-            since=parse_time(since, when),
-            until=parse_time(until, when),
-            strict=strict,
-            jobs=jobs,
-            scheduler=scheduler,
-            on_file=progress.on_file,
-        )
-    roots = [*(inventory or []), *(connectors or [])]
-    stats = sessions.attrs["read_stats"]
-    stats["skipped"] = [s for s in stats["skipped"] if not _under(s["file"], roots)]
-    _summary(stats)
+    start, end = parse_time(since, when), parse_time(until, when)
+    accepted_rules = _run(debug, alerts.load_allowlist, allowlist) if allowlist else []
+    if store is not None:
+        from loganalyzer.store import FINDINGS_MARGIN
+
+        sessions = _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
+    else:
+        with _Progress(logs, enabled=not quiet) as progress:
+            sessions = _run(
+                debug,
+                read_sessions,
+                logs,
+                server=server,
+                since=start,
+                until=end,
+                strict=strict,
+                jobs=jobs,
+                scheduler=scheduler,
+                on_file=progress.on_file,
+                syslog_year=syslog_year,
+                syslog_tz=_syslog_zone(syslog_tz),
+            )
+        roots = [*(inventory or []), *(connectors or [])]
+        stats = sessions.attrs["read_stats"]
+        stats["skipped"] = [s for s in stats["skipped"] if not _under(s["file"], roots)]
+        _summary(stats)
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
+    state = out / "findings-state.json" if new_only else None
+
+    def keep(table):
+        table = alerts.findings_in_window(table, start, end)
+        return _alert_filters(debug, table, accepted_rules, when, new_only, state)
+
     data = collect(
         sessions,
         inv.certificates,
         inv.connectors,
         now=when,
-        logs=logs,
         inventory_skipped=[(s.name, s.reason) for s in inv.skipped],
+        keep=keep,
     )
     if redact_ or redact_internal:
         data = redact(data, internal=redact_internal)

@@ -47,9 +47,17 @@ def log_set_sessions(
     )
     wide = merge_failed_connects(wide)
     columns = [c for c in SESSION_SCHEMA.names if c != "fallback"]
-    sessions = _derive_columns(wide, server).filter(~pl.col("_drop")).select(columns)
+    sessions = _derive_columns(wide, server).filter(~pl.col("_drop"))
+    sessions = _with_other_formats_columns(sessions).select(columns)
     del wide
     return mark_fallback(sessions, fallback_window).select(SESSION_SCHEMA.names)
+
+
+def _with_other_formats_columns(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Null columns for facts other formats log and Exchange does not (Postfix fingerprints)."""
+    missing = [name for name in SESSION_SCHEMA.names if name not in sessions.columns]
+    types = pl.from_arrow(SESSION_SCHEMA.empty_table().select(missing)).schema
+    return sessions.with_columns(pl.lit(None, types[name]).alias(name) for name in missing)
 
 
 def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:

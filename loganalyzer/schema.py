@@ -68,6 +68,12 @@ SESSION_SCHEMA = pa.schema(
         ("file", pa.large_string()),
         ("line", pa.int64()),
         ("recipient_domains", pa.large_list(pa.large_string())),
+        # Facts Postfix logs and Exchange does not (null for Exchange sessions):
+        ("remote_cert_fingerprint", pa.large_string()),
+        ("remote_cert_fingerprint_digest", pa.large_string()),
+        ("remote_cert_pkey_fingerprint", pa.large_string()),
+        ("remote_cert_trust", pa.large_string()),
+        ("queue_ids", pa.large_list(pa.large_string())),
     ]
 )
 

@@ -29,9 +29,19 @@ from loganalyzer.parallel import (
     run_isolated,
     task_bytes,
 )
+from loganalyzer.postfix_sessions import sessions_from_files
 from loganalyzer.schema import empty_sessions, to_pandas
-from loganalyzer.sources import Limits, LogSet, ReadStats, disk_size, find_logs
+from loganalyzer.sources import (
+    Limits,
+    LogSet,
+    ReadStats,
+    disk_size,
+    find_logs,
+    postfix,
+    split_formats,
+)
 from loganalyzer.sources.files import LogInput, Skipped
+from loganalyzer.syslog_time import zone_by_name
 from loganalyzer.worker import file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
@@ -50,10 +60,13 @@ def read_sessions(
     on_file: Callable | None = None,
     chunk_bytes: int | None = None,
     scheduler=None,
+    syslog_year: int | None = None,
+    syslog_tz: str | None = None,
 ) -> pd.DataFrame:
     """Read protocol logs and return one row per SMTP session (DESIGN.md contract 1).
 
-    :param paths: files, folders (recursive), globs, ``.gz`` files, ``.zip`` archives.
+    :param paths: files, folders (recursive), globs, ``.gz`` files, ``.zip`` archives: Exchange
+        protocol logs and Postfix mail logs (recognised by content), alone or mixed.
     :param server: server name for logs whose path and connector-id name none.
     :param since, until: keep sessions overlapping this window (timezone-aware datetimes).
     :param fallback_window: how soon after a failed TLS session a plaintext one is a fallback.
@@ -65,6 +78,10 @@ def read_sessions(
     :param limits: row length and decompression limits (``loganalyzer.Limits``).
     :param on_file: called as ``on_file(log, disk_bytes)`` after each input (progress bars).
     :param chunk_bytes: bytes per parsing chunk (memory per worker; default 32 MiB).
+    :param syslog_year: year of the newest year-less line of a Postfix mail log (classic syslog
+        ``Nov 27 06:00:01``); default: each file's modification year. A New Year is seen where
+        the month goes back (Dec -> Jan).
+    :param syslog_tz: IANA zone of times written without one (default: this machine's zone).
     :returns: pandas DataFrame with Arrow dtypes, ordered by start_utc, server, session_id.
         ``df.attrs["read_stats"]`` holds files, rows, malformed rows and skipped inputs.
     :raises NoInputError: when no readable protocol log was found.
@@ -76,8 +93,9 @@ def read_sessions(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    zone = zone_by_name(syslog_tz)
     stats = ReadStats()
-    logs = find_logs(paths, stats, strict=strict)
+    logs, mail_logs = split_formats(find_logs(paths, stats, strict=strict))
     jobs = jobs or os.cpu_count() or 1
     scheduler = resolve_scheduler(scheduler)
     options = {"server": server, "strict": strict, "chunk_bytes": chunk_bytes}
@@ -102,13 +120,17 @@ def read_sessions(
             stats.skipped.append(Skipped(log.name, result.reason))
         else:
             stats.merge(result)
+    mail = _postfix_sessions(
+        mail_logs, stats, jobs, options, on_file,
+        fallback_window=fallback_window, year=syslog_year, zone=zone,
+    )  # fmt: skip
     if stats.files == 0:
         raise NoInputError(_nothing_readable(stats))
-    if not derived:
+    if not derived and not mail:
         df = empty_sessions()
     else:
         derived.sort(key=lambda item: _logset_order(item[0]))  # ties: a fixed order
-        df = to_pandas(to_session_table([sessions for _, sessions in derived]))
+        df = to_pandas(to_session_table([*(sessions for _, sessions in derived), *mail]))
         df = filter_window(df, since, until)
     stats.sessions = len(df)
     _count_malformed_fields(df, stats)
@@ -169,6 +191,37 @@ def _gather_folders(results, options, fallback_window, on_file):
 
 def _logset_order(logset: LogSet) -> tuple:
     return (logset.folder, logset.direction, logset.server or "", logset.role or "")
+
+
+def _postfix_sessions(logs, stats, jobs, options, on_file, **rules) -> list:
+    """Sessions of the Postfix mail logs (files read in parallel like the protocol logs;
+    the sessions are built here, across the files of each folder)."""
+    if not logs:
+        return []
+    work = partial(
+        postfix.read_file,
+        strict=options["strict"],
+        chunk_bytes=options["chunk_bytes"],
+        limits=options["limits"],
+    )
+    parallel = parallel_worth_it(logs, jobs, PARALLEL_MIN_BYTES)
+
+    def read():
+        for log, result in run_inputs(logs, work, jobs=jobs, parallel=parallel):
+            if isinstance(result, Failed):
+                if options["strict"]:
+                    raise LogParseError(log.name, None, result.reason)
+                stats.skipped.append(Skipped(log.name, result.reason))
+                continue
+            events, file_stats = result
+            stats.merge(file_stats)
+            if on_file is not None:
+                on_file(log, disk_size(log))
+            yield log, events
+
+    return sessions_from_files(
+        read(), stats, server=options["server"], strict=options["strict"], **rules
+    )
 
 
 #: Certificate fields that Exchange writes as hex; other values (masked ones) are kept as logged.

@@ -290,10 +290,17 @@ def test_demo_runs_from_any_folder(tmp_path):
 
 
 def test_every_sample_log_at_once(tmp_path):
-    """All samples together (every row form and quirk, halts without a server name)."""
-    code, output = _report(tmp_path, str(ROOT / "sample_logs"), "--now", NOW)
+    """All samples together: every Exchange row form and quirk (halts without a server name)
+    and the Postfix samples, in one report."""
+    code, output = _report(
+        tmp_path, str(ROOT / "sample_logs"), "--now", NOW, "--syslog-year", "2026",
+        "--syslog-tz", "Europe/Berlin",
+    )  # fmt: skip
     assert code == 0, output
-    assert output.startswith("MAIL FLOW HALTED: send 'Outbound to Office 365'")
+    verdict = output.splitlines()[0]
+    assert verdict.startswith("MAIL FLOW HALTED: ")
+    assert "'Outbound to Office 365'" in verdict  # Exchange
+    assert "to bank.example" in verdict  # the Postfix incident
     assert (tmp_path / "report.html").stat().st_size > 0
 
 
@@ -307,3 +314,22 @@ def test_dated_folders_and_latest(tmp_path):
     latest = json.loads((tmp_path / "daily" / "latest" / "summary.json").read_text("utf-8"))
     assert latest["now_utc"] == "2026-11-27T07:00:00Z"
     assert latest["status"] == "halted" and latest["findings"]["critical"] >= 1
+
+
+def test_report_on_a_postfix_mail_log(tmp_path):
+    """The Postfix incident: verified TLS to bank.example halts after its certificate
+    expired (deferred, never plaintext); the 'may' destinations fall back."""
+    code, output = _report(
+        tmp_path, str(ROOT / "sample_logs" / "postfix" / "incident"), "--now",
+        "2026-11-27T06:00Z", "--syslog-year", "2026", "--syslog-tz", "Europe/Berlin",
+    )  # fmt: skip
+    assert code == 0, output
+    verdict = output.splitlines()[0]
+    assert verdict.startswith("MAIL FLOW HALTED: mx1 send 'smtp' to bank.example")
+    assert "certificate has expired" in verdict
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    fallback = md[md.index('<a id="fallback">') : md.index('<a id="certificates">')]
+    assert "mx.shop.example.net" in fallback and "mail.news.example.org" in fallback
+    assert "bank.example" not in fallback  # never plaintext
+    evidence = md[md.index('<a id="evidence">') :]
+    assert "certificate verification failed for mx1.bank.example" in evidence  # the raw line

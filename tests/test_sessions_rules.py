@@ -368,9 +368,9 @@ def test_non_protocol_files_are_skipped_and_named(tmp_path):
     df = loganalyzer.read_sessions(tmp_path)
     skipped = {s["file"].rsplit("/", 1)[-1]: s["reason"] for s in df.attrs["read_stats"]["skipped"]}
     assert skipped == {
-        "MSGTRK2026112606-1.LOG": "not an Exchange SMTP protocol log",
+        "MSGTRK2026112606-1.LOG": "not an Exchange SMTP protocol log or a Postfix mail log",
         "empty.LOG": "empty file",
-        "junk.bin": "not an Exchange SMTP protocol log",
+        "junk.bin": "not an Exchange SMTP protocol log or a Postfix mail log",
     }
     assert len(df) == 1
 

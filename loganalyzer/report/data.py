@@ -5,7 +5,7 @@ choices, peers and the evidence rows. Renderers (Markdown, HTML, charts) only re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -14,8 +14,8 @@ import pandas as pd
 from loganalyzer.certs import certificates, connector_choices
 from loganalyzer.findings import find_issues
 from loganalyzer.findings.model import Options
-from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord
-from loganalyzer.report.evidence import session_keys, session_rows
+from loganalyzer.inventory.records import CertificateRecord, ConnectorRecord, as_records
+from loganalyzer.report.evidence import raw_lines, session_keys, session_rows, split_ref
 from loganalyzer.report.peers import peers_table
 
 #: Findings whose evidence rows the appendix shows (most severe first), and sessions each.
@@ -52,19 +52,24 @@ def collect(
     connectors: list[ConnectorRecord] | None = None,
     *,
     now: datetime | None = None,
-    logs: Iterable[str | os.PathLike[str]] = (),
     options: Options | None = None,
     inventory_skipped: Iterable[tuple[str, str]] = (),
+    keep: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    evidence: bool = True,
 ) -> ReportData:
     """Run the findings and build every table of the report from a session table.
 
-    ``logs`` are the inputs the sessions came from: the evidence rows are read again from the
-    files the findings reference (none when empty). ``inventory_skipped`` are (name, reason)
-    pairs of inventory/connector inputs that could not be read.
+    The evidence rows are read again from the log files the findings cite (where they still
+    exist; ``evidence=False`` skips that). ``keep`` filters the findings first (a time window,
+    an allowlist, new-only). ``inventory_skipped`` are (name, reason) pairs of inventory or
+    connector inputs that could not be read.
     """
     now = now or datetime.now(UTC)
-    inventory, connectors = list(inventory or []), list(connectors or [])
+    inventory = as_records(inventory, CertificateRecord)
+    connectors = as_records(connectors, ConnectorRecord)
     findings = find_issues(sessions, inventory, connectors, now=now, options=options)
+    if keep is not None:
+        findings = keep(findings).reset_index(drop=True)
     inputs = dict(sessions.attrs.get("read_stats") or {})
     inputs["inventory_skipped"] = [{"file": n, "reason": r} for n, r in inventory_skipped]
     inputs["inventory_records"] = len(inventory)
@@ -77,15 +82,13 @@ def collect(
         peers=peers_table(sessions),
         now=now,
         inputs=inputs,
-        evidence=_evidence(findings, sessions, list(logs)),
+        evidence=_evidence(findings, sessions) if evidence else {},
     )
 
 
-def _evidence(
-    findings: pd.DataFrame, sessions: pd.DataFrame, logs: list
-) -> dict[int, list[pd.DataFrame]]:
+def _evidence(findings: pd.DataFrame, sessions: pd.DataFrame) -> dict[int, list[pd.DataFrame]]:
     """The rows of the first sessions behind the most severe findings."""
-    if not logs or findings.empty:
+    if findings.empty:
         return {}
     serious = findings["severity"].isin(["critical", "warning"]).to_numpy(bool)
     picked = {
@@ -95,8 +98,27 @@ def _evidence(
     }
     picked = dict(list(picked.items())[:EVIDENCE_FINDINGS])
     keys = session_keys([ref for refs in picked.values() for ref in refs], sessions)
-    rows = session_rows(logs, set(keys.values()))
-    return {
-        i: [rows[keys[ref]] for ref in refs if ref in keys and keys[ref] in rows]
-        for i, refs in picked.items()
-    }
+    files = {file.split("!", 1)[0] for file, _ in keys.values()}  # a zip member: its archive
+    rows = session_rows(sorted(f for f in files if os.path.exists(f)), set(keys.values()))
+    unread = [ref for ref in keys if keys[ref] not in rows]  # other formats: the cited line
+    lines = raw_lines(parsed for ref in unread if (parsed := split_ref(ref)) is not None)
+    out = {}
+    for i, refs in picked.items():
+        tables = []
+        for ref in refs:
+            if ref in keys and keys[ref] in rows:
+                tables.append(rows[keys[ref]])
+            elif (parsed := split_ref(ref)) in lines:
+                tables.append(_line_table(parsed, keys[ref][1], lines[parsed]))
+        out[i] = tables
+    return out
+
+
+def _line_table(ref: tuple[str, int], session_id: str, text: str) -> pd.DataFrame:
+    """One cited line as an evidence table (the raw line in ``data``)."""
+    table = pd.DataFrame(
+        [{"file": ref[0], "line": ref[1], "date_time": None, "session_id": session_id,
+          "event": None, "data": text, "context": None}]
+    )  # fmt: skip
+    table.attrs["omitted"] = 0
+    return table

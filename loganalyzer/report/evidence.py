@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 
 from loganalyzer.sources import Limits, ReadStats, find_logs, read_log
+from loganalyzer.sources.files import READ_ERRORS, discover
 
 #: Columns of an evidence table: where the row is and its raw protocol-log fields.
 EVIDENCE_COLUMNS = ("file", "line", "date_time", "session_id", "event", "data", "context")
@@ -91,3 +92,37 @@ def _table(key: tuple[str, str], parts: list[pl.DataFrame]) -> pd.DataFrame:
     table = out.to_pandas()
     table.attrs["omitted"] = omitted
     return table
+
+
+def raw_lines(
+    refs: Iterable[tuple[str, int]], max_bytes: int = 64 * 1024
+) -> dict[tuple[str, int], str]:
+    """The text of the cited lines, as logged (for formats without a session-row reader, such
+    as Postfix mail logs); lines longer than ``max_bytes`` are cut. Unreadable files are left
+    out."""
+    wanted: dict[str, set[int]] = {}
+    for file, line in refs:
+        wanted.setdefault(file, set()).add(line)
+    out: dict[tuple[str, int], str] = {}
+    paths = sorted(
+        {file.split("!", 1)[0] for file in wanted if os.path.exists(file.split("!", 1)[0])}
+    )
+    if not paths:
+        return out
+    found = discover(paths)
+    for log in found.inputs:
+        lines = wanted.get(log.name)
+        if not lines:
+            continue
+        last = max(lines)
+        try:
+            with log.open() as stream:
+                for number, raw in enumerate(stream, start=1):
+                    if number in lines:
+                        text = raw[:max_bytes].decode("utf-8", "replace").rstrip("\r\n")
+                        out[(log.name, number)] = text.lstrip("\ufeff")
+                    if number >= last:
+                        break
+        except READ_ERRORS:
+            continue
+    return out

@@ -1,7 +1,9 @@
 """Log sources: find inputs, recognise their format, and yield parsed, classified row batches.
 
-Only the Exchange protocol log is read today; a format module provides ``sniff(head, log)`` and
-``parse_chunk(data, first_line, final)`` plus ``classify(rows, direction)``.
+Two formats are read. The Exchange protocol log: its module provides ``sniff(head, log)`` and
+``parse_chunk(data, first_line, final)`` plus ``classify(rows, direction)``. The Postfix mail
+log: ``split_formats`` picks those inputs out (by content), in the order their lines were
+written, and ``postfix.read_file`` parses each into session events.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from loganalyzer.errors import LogParseError
-from loganalyzer.sources import exchange
+from loganalyzer.sources import exchange, postfix
 from loganalyzer.sources.files import (
     CHUNK_BYTES,
     DEFAULT_LIMITS,
@@ -38,6 +40,8 @@ __all__ = [
     "find_logs",
     "iter_batches",
     "read_log",
+    "rotation_family",
+    "split_formats",
 ]
 
 _ROLES = {"frontend": "FrontEnd", "hub": "Hub", "edge": "Edge", "mailbox": "Mailbox"}
@@ -164,6 +168,54 @@ def find_logs(
     return sorted(found.inputs, key=_sort_key)
 
 
+#: Rotated mail logs: ``mail.log.1``, ``mail.log.2.gz`` (older with higher numbers) or dated
+#: ``maillog-20261127``; the live file has no suffix and is the newest.
+_ROTATION = re.compile(r"^(?P<base>.+?)(?:\.(?P<number>\d{1,4})|-(?P<date>\d{8,10}))$")
+#: Bytes looked at to recognise a mail log (other programs' lines may come first).
+POSTFIX_SNIFF_BYTES = 64 * 1024
+
+
+def split_formats(logs: list[LogInput]) -> tuple[list[LogInput], list[LogInput]]:
+    """(Exchange and unknown inputs, Postfix mail logs): the latter recognised by content and
+    ordered per folder oldest first (``mail.log.2.gz``, ``mail.log.1``, ``mail.log``).
+
+    Unreadable inputs stay in the first list, where reading reports them.
+    """
+    others, mail_logs = [], []
+    for log in logs:
+        try:
+            head = read_head(log)
+            if head and exchange.sniff(head, log) is None:
+                head = read_head(log, POSTFIX_SNIFF_BYTES) if len(head) == 8192 else head
+                if postfix.sniff(head):
+                    mail_logs.append(log)
+                    continue
+        except READ_ERRORS:
+            pass
+        others.append(log)
+    return others, sorted(mail_logs, key=_written_order)
+
+
+def _rotation(log: LogInput) -> tuple[str, float]:
+    """(base name, generation: higher is newer) of a possibly rotated mail log."""
+    match = _ROTATION.match(log.file_name)
+    if match is None:
+        return log.file_name.lower(), float("inf")
+    if match.group("number") is not None:
+        return match.group("base").lower(), -int(match.group("number"))
+    return match.group("base").lower(), int(match.group("date"))
+
+
+def rotation_family(log: LogInput) -> tuple[str, str]:
+    """(folder, base name): ``mail.log``, ``mail.log.1`` and ``mail.log.2.gz`` are one."""
+    return log.folder_key.lower(), _rotation(log)[0]
+
+
+def _written_order(log: LogInput) -> tuple:
+    base, generation = _rotation(log)
+    return (log.folder_key.lower(), base, generation, log.name)
+
+
 def read_log(
     log: LogInput,
     stats: ReadStats,
@@ -272,7 +324,7 @@ def _not_a_log(head: bytes) -> str:
         export = False
     if export:
         return "an Exchange certificate or connector export, not a log (use --inventory)"
-    return "not an Exchange SMTP protocol log"
+    return "not an Exchange SMTP protocol log or a Postfix mail log"
 
 
 def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
