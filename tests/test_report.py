@@ -333,3 +333,34 @@ def test_report_on_a_postfix_mail_log(tmp_path):
     assert "bank.example" not in fallback  # never plaintext
     evidence = md[md.index('<a id="evidence">') :]
     assert "certificate verification failed for mx1.bank.example" in evidence  # the raw line
+
+
+def test_scheduled_report_from_a_store(tmp_path):
+    """The scheduled run of the README: ingest, report the last hours from the store with
+    --dated, --fail-on, an allowlist and --new-only (a second run finds nothing new)."""
+    store = tmp_path / "store"
+    ingest = runner.invoke(app, ["ingest", str(ROOT / INCIDENT), "--store", str(store), "-q"])
+    assert ingest.exit_code == 0, ingest.output
+    allowlist = tmp_path / "accepted.toml"
+    allowlist.write_text(
+        '[[accept]]\nkind = "legacy_tls"\nremote = "*.legacy.example"\n'
+        'reason = "Partner upgrades in Q1 (ticket 4711)"\nexpires = 2027-03-31\n',
+        encoding="utf-8",
+    )
+    args = [
+        "--store", str(store), "--since", "12h", "--now", NOW, "--dated", "--fail-on",
+        "critical", "--allowlist", str(allowlist), "--new-only",
+    ]  # fmt: skip
+    code, output = _report(tmp_path / "daily", *args)
+    assert code == 1, output
+    assert output.startswith("MAIL FLOW HALTED")
+    latest = tmp_path / "daily" / "latest"
+    records = json.loads((latest / "findings.json").read_text(encoding="utf-8"))
+    kinds = {(r["kind"], r["remote"]) for r in records}
+    assert ("mail_flow_halt", "example.net") in kinds
+    assert ("legacy_tls", "smtp.legacy.example") not in kinds  # accepted
+    assert ("legacy_tls", "relay.partner-a.example") in kinds
+    code, output = _report(tmp_path / "daily", *args)
+    assert code == 0, output  # the same halt and facts again: nothing new to alert on
+    summary = json.loads((latest / "summary.json").read_text(encoding="utf-8"))
+    assert summary["findings"] == {"critical": 0, "warning": 0, "info": 0}
