@@ -56,8 +56,26 @@ def log_set_sessions(
 def _with_other_formats_columns(sessions: pl.DataFrame) -> pl.DataFrame:
     """Null columns for facts other formats log and Exchange does not (Postfix fingerprints)."""
     missing = [name for name in SESSION_SCHEMA.names if name not in sessions.columns]
-    types = pl.from_arrow(SESSION_SCHEMA.empty_table().select(missing)).schema
-    return sessions.with_columns(pl.lit(None, types[name]).alias(name) for name in missing)
+    return sessions.with_columns(
+        pl.lit(None, _polars_type(SESSION_SCHEMA.field(name).type)).alias(name)
+        for name in missing
+    )
+
+
+def _polars_type(arrow: pa.DataType) -> pl.DataType:
+    """The Polars type of a session-table column (without ``pl.from_arrow``, whose first call
+    imports pandas: seconds of worker start-up)."""
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return pl.String()
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return pl.List(_polars_type(arrow.value_type))
+    if pa.types.is_boolean(arrow):
+        return pl.Boolean()
+    if pa.types.is_timestamp(arrow):
+        return pl.Datetime(arrow.unit, arrow.tz)
+    if pa.types.is_integer(arrow):
+        return {8: pl.Int8, 16: pl.Int16, 32: pl.Int32, 64: pl.Int64}[arrow.bit_width]()
+    raise TypeError(f"no Polars type for {arrow}")
 
 
 def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
