@@ -16,7 +16,9 @@ order rotated and reversed between repetitions, page cache warmed first:
 - ``cluster2``: the same on a Dask ``LocalCluster`` of 2 single-threaded workers that is
   already running (start-up not timed); needs ``distributed``.
 
-Time covers the work section inside the child only (no interpreter start, no imports).
+Time covers the work section inside the child only (no interpreter start, no imports). Each
+child sets Polars' allocator as the ``loganalyzer`` command does for a parallel run (the main
+process returns freed memory within 100 ms; ``loganalyzer/entry.py``).
 Peak RSS is the child's VmHWM (interpreter and libraries included); worker processes are reported
 separately (their largest peak). 1 MB = 10^6 bytes.
 """
@@ -220,6 +222,8 @@ def timed(work) -> dict:
 
 
 def child(name: str, corpus: Path) -> int:
+    if name != "jobs1":  # as the console command runs it (loganalyzer/entry.py), before import
+        os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
     if name == "probe":
         import_product().read_sessions  # noqa: B018 - AttributeError when missing
         return 0

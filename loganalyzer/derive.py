@@ -57,8 +57,7 @@ def _with_other_formats_columns(sessions: pl.DataFrame) -> pl.DataFrame:
     """Null columns for facts other formats log and Exchange does not (Postfix fingerprints)."""
     missing = [name for name in SESSION_SCHEMA.names if name not in sessions.columns]
     return sessions.with_columns(
-        pl.lit(None, _polars_type(SESSION_SCHEMA.field(name).type)).alias(name)
-        for name in missing
+        pl.lit(None, _polars_type(SESSION_SCHEMA.field(name).type)).alias(name) for name in missing
     )
 
 
@@ -91,10 +90,13 @@ def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
         pl.arg_sort_by(["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True)
     ).to_series()
     arrays = {}
-    for name in SESSION_SCHEMA.names:
-        arrays[name] = sessions.get_column(name).gather(order).to_arrow()
-        sessions = sessions.drop(name)
-    return pa.table(arrays).cast(SESSION_SCHEMA)
+    for field in SESSION_SCHEMA:
+        column = sessions.get_column(field.name).gather(order)
+        sessions = sessions.drop(field.name)
+        # cast each column at once, so no column exists in two forms beyond this line
+        arrays[field.name] = column.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(field.type)
+        del column
+    return pa.table(arrays, schema=SESSION_SCHEMA)
 
 
 def _text(name: str) -> pl.Expr:

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from loganalyzer.entry import MAIN_ALLOCATOR_ENV
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.sources import disk_size
 from loganalyzer.sources.files import LogInput
@@ -177,6 +178,7 @@ def worker_environment():
     }
     previous = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = "1"  # inherited by the workers spawned meanwhile
+    allocator = os.environ.pop(MAIN_ALLOCATOR_ENV, None)  # the main's setting, not theirs
     try:
         if main is not None:
             main.__dict__.pop("__file__", None)
@@ -189,3 +191,5 @@ def worker_environment():
             os.environ.pop("POLARS_MAX_THREADS", None)
         else:
             os.environ["POLARS_MAX_THREADS"] = previous
+        if allocator is not None:
+            os.environ[MAIN_ALLOCATOR_ENV] = allocator

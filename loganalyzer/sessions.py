@@ -252,12 +252,15 @@ def _nothing_readable(stats: ReadStats) -> str:
 
 
 def filter_window(df: pd.DataFrame, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-    """Keep sessions that overlap [since, until]."""
+    """Keep sessions that overlap [since, until] (no copy when every session does)."""
     keep = pd.Series(True, index=df.index)
     if since is not None:
         keep &= df["end_utc"] >= pd.Timestamp(since)
     if until is not None:
         keep &= df["start_utc"] <= pd.Timestamp(until)
-    out = df[keep.astype(bool)].reset_index(drop=True)
+    keep = keep.fillna(False).astype(bool)
+    if keep.all():
+        return df
+    out = df[keep].reset_index(drop=True)
     out.attrs = df.attrs
     return out
