@@ -6,7 +6,6 @@ readable, or any skip under --strict. Errors are one line on stderr; --debug add
 
 from __future__ import annotations
 
-import re
 import sys
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loganalyzer import __version__
+from loganalyzer import __version__, times
 from loganalyzer.errors import LogAnalyzerError
 from loganalyzer.output import escape_terminal, write
 from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, read_sessions
@@ -116,25 +115,12 @@ def _syslog_zone(name: str | None) -> str | None:
     return name
 
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_time(text: str | None, now: datetime | None = None) -> datetime | None:
     """ISO 8601 (naive = UTC) or a relative age such as ``24h``/``7d`` (before ``now``)."""
-    if text is None:
-        return None
-    match = _RELATIVE.match(text.strip())
-    if match:
-        now = now or datetime.now(UTC)
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a time: use ISO 8601 (2026-11-27T06:00Z) or an age like 24h, 7d"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return times.parse_time(text, now)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 def _say(message: str) -> None:
@@ -578,25 +564,11 @@ def findings(
     when = parse_time(now)
     accepted_rules = _run(debug, alerts.load_allowlist, allowlist) if allowlist else []
     start, end = parse_time(since, when), parse_time(until, when)
-    if store is not None:
-        from loganalyzer.store import FINDINGS_MARGIN
-
-        sessions = _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
-    else:
-        with _Progress(logs, enabled=not quiet) as progress:
-            sessions = _run(
-                debug,
-                read_sessions,
-                logs,
-                server=server,
-                jobs=jobs,
-                scheduler=scheduler,
-                strict=strict,
-                on_file=progress.on_file,
-                syslog_year=syslog_year,
-                syslog_tz=_syslog_zone(syslog_tz),
-            )
-        _summary(sessions.attrs["read_stats"])
+    sessions = _analysed_sessions(
+        debug, logs, store, start, end, quiet, roots=[*(inventory or []), *(connectors or [])],
+        server=server, jobs=jobs, scheduler=scheduler, strict=strict,
+        syslog_year=syslog_year, syslog_tz=_syslog_zone(syslog_tz),
+    )  # fmt: skip
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     table = find_issues(sessions, inv.certificates, inv.connectors, now=when)
     table = alerts.findings_in_window(table, start, end)
@@ -705,30 +677,11 @@ def report(
     when = parse_time(now) or datetime.now(UTC)
     start, end = parse_time(since, when), parse_time(until, when)
     accepted_rules = _run(debug, alerts.load_allowlist, allowlist) if allowlist else []
-    if store is not None:
-        from loganalyzer.store import FINDINGS_MARGIN
-
-        sessions = _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
-    else:
-        with _Progress(logs, enabled=not quiet) as progress:
-            sessions = _run(
-                debug,
-                read_sessions,
-                logs,
-                server=server,
-                since=start,
-                until=end,
-                strict=strict,
-                jobs=jobs,
-                scheduler=scheduler,
-                on_file=progress.on_file,
-                syslog_year=syslog_year,
-                syslog_tz=_syslog_zone(syslog_tz),
-            )
-        roots = [*(inventory or []), *(connectors or [])]
-        stats = sessions.attrs["read_stats"]
-        stats["skipped"] = [s for s in stats["skipped"] if not _under(s["file"], roots)]
-        _summary(stats)
+    sessions = _analysed_sessions(
+        debug, logs, store, start, end, quiet, roots=[*(inventory or []), *(connectors or [])],
+        server=server, since=start, until=end, jobs=jobs, scheduler=scheduler, strict=strict,
+        syslog_year=syslog_year, syslog_tz=_syslog_zone(syslog_tz),
+    )  # fmt: skip
     inv = _read_inventory(inventory, connectors, pfx_password_file, debug)
     state = out / "findings-state.json" if new_only else None
 
@@ -753,6 +706,22 @@ def report(
     _report_summary(data, paths["report.html"], tz)
     if fail_on is not None and len(at_or_above(data.findings, fail_on.value)):
         raise typer.Exit(1)
+
+
+def _analysed_sessions(debug, logs, store, start, end, quiet, roots, **read):
+    """The sessions findings and reports look at: from a store (the window plus the margin
+    findings need), else read from LOGS (``read``: read_sessions options). Inventory exports
+    found among the logs (under ``roots``) are not reported as skipped logs."""
+    if store is not None:
+        from loganalyzer.store import FINDINGS_MARGIN
+
+        return _store_sessions(debug, store, start, end, margin=FINDINGS_MARGIN)
+    with _Progress(logs, enabled=not quiet) as progress:
+        sessions = _run(debug, read_sessions, logs, on_file=progress.on_file, **read)
+    stats = sessions.attrs["read_stats"]
+    stats["skipped"] = [s for s in stats["skipped"] if not _under(s["file"], roots)]
+    _summary(stats)
+    return sessions
 
 
 def _demo(inventory, connectors, now):

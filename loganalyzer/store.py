@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import socket
 import sys
 import tempfile
@@ -67,6 +66,7 @@ from loganalyzer.sources.files import (
     Skipped,
     read_head,
 )
+from loganalyzer.times import parse_time
 
 __all__ = [
     "FINDINGS_MARGIN",
@@ -796,32 +796,6 @@ def _filter(frame: pl.DataFrame, **wanted) -> pl.DataFrame:
 
 def _parse_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(value: datetime | str | None, now: datetime | None = None) -> datetime | None:
-    """A datetime, ISO 8601 text (naive = UTC) or an age such as ``24h``/``7d`` before ``now``.
-
-    :raises ValueError: text that is neither.
-    """
-    if value is None or isinstance(value, datetime):
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-    match = _RELATIVE.match(value.strip())
-    if match:
-        now = now or datetime.now(UTC)
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a time: use ISO 8601 (2026-11-27T06:00Z) or an age like 24h, 7d"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def open_store(folder: str | os.PathLike[str]) -> Store:
