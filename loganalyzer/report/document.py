@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -682,7 +681,3 @@ def _evidence(data: ReportData) -> Section:
     if not blocks:
         blocks.append(Paragraph("No evidence rows (no findings with log evidence)."))
     return Section("evidence", "Evidence: the log rows behind the findings", blocks)
-
-
-def generated_at(now: datetime) -> str:
-    return now.isoformat()
