@@ -51,12 +51,11 @@ from loganalyzer.sources import (
     Limits,
     LogSet,
     ReadStats,
-    _not_a_log,
     _skip,
     _sort_key,
     exchange,
     find_logs,
-    log_set_of,
+    sniff_log_set,
 )
 from loganalyzer.sources.files import (
     CHUNK_BYTES,
@@ -64,7 +63,6 @@ from loganalyzer.sources.files import (
     InflationLimitError,
     LogInput,
     Skipped,
-    read_head,
 )
 from loganalyzer.times import parse_time
 
@@ -461,16 +459,10 @@ def _read_entry(
 ) -> None:
     stats = result.stats
     if entry.pop("new", False):
-        try:
-            head = read_head(log)
-        except READ_ERRORS as err:
-            _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
-            return
-        sniffed = exchange.sniff(head, log) if head else None
+        sniffed = sniff_log_set(log, stats, server=server, strict=strict)
         if sniffed is None:
-            _skip(stats, Skipped(log.name, _not_a_log(head)), strict)
             return
-        logset = log_set_of(log, sniffed.direction, server)
+        logset, head = sniffed
         key = _logset_key(logset)
         manifest["logsets"].setdefault(
             key,

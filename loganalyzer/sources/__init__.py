@@ -216,6 +216,24 @@ def _written_order(log: LogInput) -> tuple:
     return (log.folder_key.lower(), base, generation, log.name)
 
 
+def sniff_log_set(
+    log: LogInput, stats: ReadStats, *, server: str | None, strict: bool
+) -> tuple[LogSet, bytes] | None:
+    """The log set of an Exchange protocol log (from its header and path) and the head read;
+    None (the skip recorded in ``stats``, or LogParseError with ``strict``) when it is
+    unreadable or no protocol log."""
+    try:
+        head = read_head(log)
+    except READ_ERRORS as err:
+        _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
+        return None
+    sniffed = exchange.sniff(head, log) if head else None
+    if sniffed is None:
+        _skip(stats, Skipped(log.name, _not_a_log(head)), strict)
+        return None
+    return log_set_of(log, sniffed.direction, server), head
+
+
 def read_log(
     log: LogInput,
     stats: ReadStats,
@@ -230,16 +248,10 @@ def read_log(
     Skips and malformed rows are recorded in ``stats``; with ``strict`` the first one raises
     LogParseError instead.
     """
-    try:
-        head = read_head(log)
-    except READ_ERRORS as err:
-        _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
-        return
-    sniffed = exchange.sniff(head, log) if head else None
+    sniffed = sniff_log_set(log, stats, server=server, strict=strict)
     if sniffed is None:
-        _skip(stats, Skipped(log.name, _not_a_log(head)), strict)
         return
-    logset = log_set_of(log, sniffed.direction, server)
+    logset = sniffed[0]
     stats.files += 1
     kwargs = {"chunk_bytes": chunk_bytes} if chunk_bytes else {}
 
@@ -253,7 +265,7 @@ def read_log(
         if not rows.height:
             return None
         stats.rows += rows.height
-        return Batch(logset, log, rows, exchange.classify(rows, sniffed.direction))
+        return Batch(logset, log, rows, exchange.classify(rows, logset.direction))
 
     mapped = _parse_mapped(log, chunk_bytes or CHUNK_BYTES, limits.max_row_bytes)
     if mapped is not None:
