@@ -276,9 +276,10 @@ def _halts(data: ReportData, clock: _Clock) -> Section:
             + (f", peer {text(h['remote'])}" if pd.notna(h["remote"]) else ""),
             f"From {clock(h['first_seen_utc'])} to {end}"
             + (f" ({_duration(d.get('duration_s'))})" if d.get("duration_s") else ""),
-            f"Failed sessions: {text(h['sessions'])}",
-            f"Most likely cause: {text(h['cause'])}",
         ]
+        if h["kind"] == "mail_flow_halt":
+            facts.append(f"Failed sessions: {text(h['sessions'])}")
+        facts.append(f"Most likely cause: {text(h['cause'])}")
         others = [c for c in d.get("causes", [])[1:]]
         if others:
             facts.append("Also seen: " + "; ".join(others))
