@@ -233,6 +233,10 @@ def main_options(
     """Find TLS fallbacks, presented certificates and mail-flow halts in SMTP protocol logs."""
 
 
+LogsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
+]
 StoreOption = Annotated[
     Path | None,
     typer.Option("--store", help="Read a store written by 'loganalyzer ingest' instead of LOGS."),
@@ -330,10 +334,7 @@ def ingest(
 
 @app.command()
 def sessions(
-    logs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
-    ] = None,
+    logs: LogsArgument = None,
     store: StoreOption = None,
     now: Annotated[
         str | None, typer.Option(help="The time relative --since/--until count back from.")
@@ -522,10 +523,7 @@ def _read_inventory(inventory, connectors, pfx_password_file, debug, date_format
 
 @app.command()
 def findings(
-    logs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
-    ] = None,
+    logs: LogsArgument = None,
     store: StoreOption = None,
     since: Annotated[
         str | None,
@@ -768,10 +766,7 @@ def _report_summary(data, page: Path, tz: str) -> None:
 
 @app.command()
 def tlsrpt(
-    logs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Log files, folders (recursive), globs, .gz files or .zip archives."),
-    ] = None,
+    logs: LogsArgument = None,
     store: StoreOption = None,
     organization: Annotated[
         str, typer.Option(help="organization-name: who sends the reports.")

@@ -51,10 +51,10 @@ from loganalyzer.sources import (
     Limits,
     LogSet,
     ReadStats,
-    _skip,
-    _sort_key,
+    canonical_order,
     exchange,
     find_logs,
+    record_skip,
     sniff_log_set,
 )
 from loganalyzer.sources.files import (
@@ -384,7 +384,7 @@ def _plan(
         try:
             size, mtime = _stat(log)
         except (*READ_ERRORS, KeyError) as err:
-            _skip(result.stats, Skipped(log.name, f"cannot read: {err}"), strict)
+            record_skip(result.stats, Skipped(log.name, f"cannot read: {err}"), strict)
             continue
         entry = by_id.get(identity)
         if entry is not None and entry["size"] == size and entry["mtime_ns"] == mtime:
@@ -501,7 +501,7 @@ def _read_entry(
             entry["rows"] += rows.height
             result.rows_read += rows.height
     except (*READ_ERRORS, InflationLimitError) as err:
-        _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+        record_skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
     entry.pop("new", None)
 
 
@@ -509,7 +509,7 @@ def _order_key(manifest: dict) -> dict[int, int]:
     """File id -> its rank in the canonical order (what a full read would use)."""
     files = sorted(
         manifest["files"],
-        key=lambda f: _sort_key(_NamedLog(f["name"], f["folder_key"], f["file_name"])),
+        key=lambda f: canonical_order(_NamedLog(f["name"], f["folder_key"], f["file_name"])),
     )
     return {f["id"]: rank for rank, f in enumerate(files)}
 

@@ -151,7 +151,7 @@ def _server_from_parts(parts: tuple[str, ...], lowered: list[str]) -> str | None
     return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name) else None
 
 
-def _sort_key(log: LogInput) -> tuple:
+def canonical_order(log: LogInput) -> tuple:
     """Canonical order: by folder, then by file name with numbers compared as numbers."""
     name = log.file_name.lower()
     natural = tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
@@ -164,8 +164,8 @@ def find_logs(
     """Expand the user's paths into inputs in canonical order (skips go to ``stats``)."""
     found = discover(paths)
     for skip in found.skipped:
-        _skip(stats, skip, strict)
-    return sorted(found.inputs, key=_sort_key)
+        record_skip(stats, skip, strict)
+    return sorted(found.inputs, key=canonical_order)
 
 
 #: Rotated mail logs: ``mail.log.1``, ``mail.log.2.gz`` (older with higher numbers) or dated
@@ -225,11 +225,11 @@ def sniff_log_set(
     try:
         head = read_head(log)
     except READ_ERRORS as err:
-        _skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
+        record_skip(stats, Skipped(log.name, f"cannot read: {err}"), strict)
         return None
     sniffed = exchange.sniff(head, log) if head else None
     if sniffed is None:
-        _skip(stats, Skipped(log.name, _not_a_log(head)), strict)
+        record_skip(stats, Skipped(log.name, _not_a_log(head)), strict)
         return None
     return log_set_of(log, sniffed.direction, server), head
 
@@ -281,9 +281,9 @@ def read_log(
             if (found := batch((rows, dropped + malformed), len(chunk.data))) is not None:
                 yield found
     except READ_ERRORS as err:
-        _skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
+        record_skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
     except InflationLimitError as err:
-        _skip(stats, Skipped(log.name, str(err)), strict)
+        record_skip(stats, Skipped(log.name, str(err)), strict)
 
 
 def _parse_mapped(log: LogInput, limit: int, max_row_bytes: int):
@@ -339,7 +339,8 @@ def _not_a_log(head: bytes) -> str:
     return "not an Exchange SMTP protocol log or a Postfix mail log"
 
 
-def _skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
+def record_skip(stats: ReadStats, skip: Skipped, strict: bool) -> None:
+    """Count a skipped input in ``stats``; with ``strict`` raise LogParseError instead."""
     if strict:
         raise LogParseError(skip.name, None, skip.reason)
     stats.skipped.append(skip)
