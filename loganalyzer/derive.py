@@ -77,6 +77,16 @@ def _polars_type(arrow: pa.DataType) -> pl.DataType:
     raise TypeError(f"no Polars type for {arrow}")
 
 
+#: The session table's order (ties keep the order of the parts: a fixed log-set order).
+SESSION_ORDER = ["start_utc", "server", "session_id"]
+
+
+def _order(keys: pl.DataFrame) -> pl.Series:
+    """Row order by SESSION_ORDER (stable, nulls last) of a frame holding those columns."""
+    order = pl.arg_sort_by(SESSION_ORDER, nulls_last=True, maintain_order=True)
+    return keys.select(order).to_series()
+
+
 def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
     """Sessions of all log sets -> one Arrow table ordered by start, server, session id.
 
@@ -86,9 +96,7 @@ def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
     """
     sessions = pl.concat(parts, how="vertical_relaxed", rechunk=False)
     parts.clear()
-    order = sessions.select(
-        pl.arg_sort_by(["start_utc", "server", "session_id"], nulls_last=True, maintain_order=True)
-    ).to_series()
+    order = _order(sessions)
     arrays = {}
     for field in SESSION_SCHEMA:
         column = sessions.get_column(field.name).gather(order)

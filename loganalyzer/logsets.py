@@ -8,18 +8,41 @@ folder, parsed and derived there, so only finished sessions cross process bounda
 
 from __future__ import annotations
 
+import os
+import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc
 
 from loganalyzer.aggregate import merge_partials
-from loganalyzer.derive import log_set_sessions
+from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.sources import Limits, LogSet, ReadStats
 from loganalyzer.sources.files import LogInput
 from loganalyzer.worker import file_partials
 
-#: One log set's derived sessions (SESSION_SCHEMA columns, unsorted).
-Derived = tuple[LogSet, pl.DataFrame]
+
+@dataclass(frozen=True)
+class SpilledTable:
+    """An ordered session table that a worker wrote to an Arrow IPC file.
+
+    Handing a table over through a file costs the worker no wait on a pipe and the main
+    process no copy: ``load`` maps the file into memory (the page cache pages the worker
+    wrote).
+    """
+
+    path: str
+
+    def load(self) -> pa.Table:
+        with pa.memory_map(self.path) as source:
+            return pa.ipc.open_file(source).read_all()
+
+
+#: One log set's derived sessions: SESSION_SCHEMA columns, unsorted (a Polars frame), or,
+#: from a worker, a finished, ordered session table (Arrow, or the file it was spilled to).
+Derived = tuple[LogSet, pl.DataFrame | pa.Table | SpilledTable]
 
 
 class Collector:
@@ -71,10 +94,14 @@ def folder_sessions(
     chunk_bytes: int | None,
     limits: Limits,
     fallback_window: timedelta,
+    spill_dir: str | None = None,
 ) -> tuple[list[Derived], list[ReadStats]]:
     """Parse every file of one folder and derive its sessions (runs in a worker).
 
-    Returns the derived log sets and each file's read statistics (in ``logs`` order).
+    Returns the derived log sets as ordered session tables (Arrow: compact to send back, the
+    columns already in their final types), written to a file in ``spill_dir`` when given
+    (a folder of this machine the caller reads and removes), and each file's read
+    statistics (in ``logs`` order).
     """
     collector = Collector()
     stats = []
@@ -85,4 +112,16 @@ def folder_sessions(
         stats.append(file_stats)
         for logset, part in partials:
             collector.add(logset, log.name, part)
-    return collector.derive(fallback_window=fallback_window, server=server), stats
+    derived = collector.derive(fallback_window=fallback_window, server=server)
+    tables = [(logset, to_session_table([sessions])) for logset, sessions in derived]
+    if spill_dir is not None:
+        tables = [(logset, _spill(table, spill_dir)) for logset, table in tables]
+    return tables, stats
+
+
+def _spill(table: pa.Table, folder: str) -> SpilledTable:
+    handle, path = tempfile.mkstemp(suffix=".arrow", dir=folder)
+    os.close(handle)
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return SpilledTable(path)

@@ -10,16 +10,20 @@ of the bytes, files are parsed in workers and derived here. All sessions are sor
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import partial
 
 import pandas as pd
+import polars as pl
+import pyarrow as pa
 
 from loganalyzer.derive import to_session_table
 from loganalyzer.errors import LogParseError, NoInputError
-from loganalyzer.logsets import Collector, folder_sessions
+from loganalyzer.logsets import Collector, SpilledTable, folder_sessions
 from loganalyzer.parallel import (
     PARALLEL_MIN_BYTES,
     Failed,
@@ -45,6 +49,9 @@ from loganalyzer.syslog_time import zone_by_name
 from loganalyzer.worker import file_partials
 
 DEFAULT_FALLBACK_WINDOW = timedelta(minutes=15)
+#: Where workers hand their session tables over (a temporary folder is made inside; None:
+#: the system's temporary folder). Memory-backed where the system has it.
+SPILL_ROOT: str | None = "/dev/shm"
 
 
 def read_sessions(
@@ -104,9 +111,12 @@ def read_sessions(
     if folders is not None and (
         scheduler is not None or parallel_worth_it(folders, jobs, PARALLEL_MIN_BYTES)
     ):
-        work = partial(folder_sessions, fallback_window=fallback_window, **options)
-        results = run_inputs(folders, work, jobs=jobs, scheduler=scheduler)
-        derived, by_file = _gather_folders(results, options, fallback_window, on_file)
+        with _spill_folder(scheduler) as spill_dir:
+            work = partial(
+                folder_sessions, fallback_window=fallback_window, spill_dir=spill_dir, **options
+            )
+            results = run_inputs(folders, work, jobs=jobs, scheduler=scheduler)
+            derived, by_file = _gather_folders(results, options, fallback_window, on_file)
     else:
         work = partial(file_partials, **options)
         parallel = parallel_worth_it(logs, jobs, PARALLEL_MIN_BYTES)
@@ -130,12 +140,37 @@ def read_sessions(
         df = empty_sessions()
     else:
         derived.sort(key=lambda item: _logset_order(item[0]))  # ties: a fixed order
-        df = to_pandas(to_session_table([*(sessions for _, sessions in derived), *mail]))
+        parts = [*(sessions for _, sessions in derived), *mail]
+        derived.clear()  # the parts are released as they are merged
+        mail.clear()
+        df = to_pandas(_session_table(parts))
         df = filter_window(df, since, until)
     stats.sessions = len(df)
     _count_malformed_fields(df, stats)
     df.attrs["read_stats"] = stats.as_dict()
     return df
+
+
+def _session_table(parts: list) -> pa.Table:
+    """Derived sessions (Polars frames, and ordered Arrow tables from workers) -> one table."""
+    frames = [pl.from_arrow(part) if isinstance(part, pa.Table) else part for part in parts]
+    parts.clear()
+    return to_session_table(frames)
+
+
+@contextlib.contextmanager
+def _spill_folder(scheduler):
+    """A folder of this machine for workers to hand their tables over in (None on Dask,
+    whose workers may run elsewhere: their tables come back over the network). In memory
+    (``/dev/shm``) where there is one; removed afterwards."""
+    if scheduler is not None:
+        yield None
+        return
+    root = SPILL_ROOT if SPILL_ROOT is None or os.access(SPILL_ROOT, os.W_OK) else None
+    with tempfile.TemporaryDirectory(
+        prefix="loganalyzer-", dir=root, ignore_cleanup_errors=True
+    ) as folder:
+        yield folder
 
 
 def folder_tasks(logs: list[LogInput], jobs: int) -> list[list[LogInput]] | None:
@@ -181,12 +216,22 @@ def _gather_folders(results, options, fallback_window, on_file):
             by_file.update(stats)
         else:
             sessions, stats = result
-            derived += sessions
+            derived += [(logset, _loaded(part)) for logset, part in sessions]
             by_file.update({log.name: st for log, st in zip(logs, stats, strict=True)})
         if on_file is not None:
             for log in logs:
                 on_file(log, disk_size(log))
     return derived, by_file
+
+
+def _loaded(part):
+    """A spilled table mapped into memory; its file is removed at once (the mapping stays)."""
+    if not isinstance(part, SpilledTable):
+        return part
+    table = part.load()
+    with contextlib.suppress(OSError):  # Windows keeps a mapped file: the folder goes later
+        os.unlink(part.path)
+    return table
 
 
 def _logset_order(logset: LogSet) -> tuple:

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import loganalyzer
+import loganalyzer.logsets
 import loganalyzer.parallel
 import loganalyzer.sessions
 from loganalyzer.cli import app
@@ -72,6 +73,23 @@ def test_two_worker_processes_match_one_core(name, corpus, serial, inventory, al
     df = loganalyzer.read_sessions(path, jobs=2)
     _same(df, serial[name])  # file and line included: the same order, the same evidence
     _same(_findings(df, inventory), _findings(serial[name], inventory))
+
+
+def test_workers_hand_tables_over_in_files_and_leave_none(
+    corpus, serial, always_parallel, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(loganalyzer.sessions, "SPILL_ROOT", str(tmp_path))
+    loaded = []
+    original = loganalyzer.logsets.SpilledTable.load
+    monkeypatch.setattr(
+        loganalyzer.logsets.SpilledTable,
+        "load",
+        lambda self: loaded.append(Path(self.path).parent.parent) or original(self),
+    )
+    df = loganalyzer.read_sessions(corpus, jobs=2)
+    _same(df, serial["corpus"])
+    assert loaded and set(loaded) == {tmp_path}  # every folder's table came through a file
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_worker_that_dies_is_reported_and_the_rest_completes(
