@@ -158,6 +158,28 @@ def _dask_client(scheduler, jobs: int):
         raise LogAnalyzerError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
 
 
+def on_this_machine(scheduler) -> bool:
+    """Does every worker run on this machine (so that it can hand results over in files)?
+
+    True for local processes (None), ``"local"``, a scheduler on a loopback address, and a
+    ``distributed.Client`` whose workers all listen on loopback addresses.
+    """
+    if scheduler is None or scheduler == "local":
+        return True
+    if isinstance(scheduler, str):
+        return _loopback(scheduler)
+    try:
+        workers = scheduler.scheduler_info()["workers"]
+    except Exception:  # not a Client, or it cannot tell: send results over the network
+        return False
+    return bool(workers) and all(_loopback(address) for address in workers)
+
+
+def _loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def resolve_scheduler(scheduler):
     """The scheduler to use: the argument, else ``LOGANALYZER_DASK_SCHEDULER``, else None."""
     return scheduler if scheduler is not None else (os.environ.get(SCHEDULER_ENV) or None)

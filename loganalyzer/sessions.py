@@ -27,6 +27,7 @@ from loganalyzer.logsets import Collector, SpilledTable, folder_sessions
 from loganalyzer.parallel import (
     PARALLEL_MIN_BYTES,
     Failed,
+    on_this_machine,
     parallel_worth_it,
     resolve_scheduler,
     run_inputs,
@@ -160,10 +161,10 @@ def _session_table(parts: list) -> pa.Table:
 
 @contextlib.contextmanager
 def _spill_folder(scheduler):
-    """A folder of this machine for workers to hand their tables over in (None on Dask,
-    whose workers may run elsewhere: their tables come back over the network). In memory
+    """A folder of this machine for workers to hand their tables over in (None when some
+    Dask worker may run elsewhere: tables then come back over the network). In memory
     (``/dev/shm``) where there is one; removed afterwards."""
-    if scheduler is not None:
+    if not on_this_machine(scheduler):
         yield None
         return
     root = SPILL_ROOT if SPILL_ROOT is None or os.access(SPILL_ROOT, os.W_OK) else None

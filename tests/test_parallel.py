@@ -118,11 +118,44 @@ def cluster():
         yield client
 
 
-def test_local_cluster_matches_one_core(cluster, corpus, serial, inventory):
+def test_local_cluster_matches_one_core(cluster, corpus, serial, inventory, monkeypatch):
+    loaded = []
+    original = loganalyzer.logsets.SpilledTable.load
+    monkeypatch.setattr(
+        loganalyzer.logsets.SpilledTable, "load", lambda self: loaded.append(1) or original(self)
+    )
     for name, path in (("incident", INCIDENT), ("corpus", corpus)):
         df = loganalyzer.read_sessions(path, scheduler=cluster)
         _same(df, serial[name])
         _same(_findings(df, inventory), _findings(serial[name], inventory))
+    assert loaded  # its workers are on this machine: tables came back through files
+
+
+class _FakeClient:
+    def __init__(self, *addresses):
+        self.addresses = addresses
+
+    def scheduler_info(self):
+        return {"workers": {address: {} for address in self.addresses}}
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "here"),
+    [
+        (None, True),
+        ("local", True),
+        ("tcp://127.0.0.1:8786", True),
+        ("tcp://localhost:8786", True),
+        ("tcp://[::1]:8786", True),
+        ("tcp://192.0.2.10:8786", False),
+        (_FakeClient("tcp://127.0.0.1:40001", "tcp://127.0.0.1:40002"), True),
+        (_FakeClient("tcp://127.0.0.1:40001", "tcp://192.0.2.7:40002"), False),
+        (_FakeClient(), False),
+        (object(), False),
+    ],
+)
+def test_results_come_through_files_only_when_every_worker_is_here(scheduler, here):
+    assert loganalyzer.parallel.on_this_machine(scheduler) is here
 
 
 def test_cli_scheduler_address(cluster, serial, tmp_path):
