@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.ipc
 
 from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
@@ -25,24 +24,22 @@ from loganalyzer.worker import file_partials
 
 
 @dataclass(frozen=True)
-class SpilledTable:
-    """An ordered session table that a worker wrote to an Arrow IPC file.
+class SpilledSessions:
+    """A log set's derived sessions that a worker wrote to an Arrow IPC file.
 
-    Handing a table over through a file costs the worker no wait on a pipe and the main
-    process no copy: ``load`` maps the file into memory (the page cache pages the worker
-    wrote).
+    Handing them over through a file costs the worker no wait on a pipe and the main process
+    no copy: ``load`` maps the file into memory (the page cache pages the worker wrote).
     """
 
     path: str
 
-    def load(self) -> pa.Table:
-        with pa.memory_map(self.path) as source:
-            return pa.ipc.open_file(source).read_all()
+    def load(self) -> pl.DataFrame:
+        return pl.read_ipc(self.path)
 
 
-#: One log set's derived sessions: SESSION_SCHEMA columns, unsorted (a Polars frame), or,
-#: from a worker, a finished, ordered session table (Arrow, or the file it was spilled to).
-Derived = tuple[LogSet, pl.DataFrame | pa.Table | SpilledTable]
+#: One log set's derived sessions: SESSION_SCHEMA columns, unsorted (a Polars frame); from a
+#: worker, the file they were spilled to, or a finished, ordered session table (Arrow).
+Derived = tuple[LogSet, pl.DataFrame | pa.Table | SpilledSessions]
 
 
 class Collector:
@@ -98,10 +95,9 @@ def folder_sessions(
 ) -> tuple[list[Derived], list[ReadStats]]:
     """Parse every file of one folder and derive its sessions (runs in a worker).
 
-    Returns the derived log sets as ordered session tables (Arrow: compact to send back, the
-    columns already in their final types), written to a file in ``spill_dir`` when given
-    (a folder of this machine the caller reads and removes), and each file's read
-    statistics (in ``logs`` order).
+    Returns the derived log sets, written to a file in ``spill_dir`` when given (a folder
+    of this machine the caller reads and removes), else as ordered session tables (Arrow:
+    compact to send over the network), and each file's read statistics (in ``logs`` order).
     """
     collector = Collector()
     stats = []
@@ -113,15 +109,13 @@ def folder_sessions(
         for logset, part in partials:
             collector.add(logset, log.name, part)
     derived = collector.derive(fallback_window=fallback_window, server=server)
-    tables = [(logset, to_session_table([sessions])) for logset, sessions in derived]
     if spill_dir is not None:
-        tables = [(logset, _spill(table, spill_dir)) for logset, table in tables]
-    return tables, stats
+        return [(logset, _spill(sessions, spill_dir)) for logset, sessions in derived], stats
+    return [(logset, to_session_table([sessions])) for logset, sessions in derived], stats
 
 
-def _spill(table: pa.Table, folder: str) -> SpilledTable:
+def _spill(sessions: pl.DataFrame, folder: str) -> SpilledSessions:
     handle, path = tempfile.mkstemp(suffix=".arrow", dir=folder)
     os.close(handle)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    return SpilledTable(path)
+    sessions.write_ipc(path)
+    return SpilledSessions(path)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from loganalyzer.derive import to_session_table
 from loganalyzer.errors import LogParseError, NoInputError
-from loganalyzer.logsets import Collector, SpilledTable, folder_sessions
+from loganalyzer.logsets import Collector, SpilledSessions, folder_sessions
 from loganalyzer.parallel import (
     PARALLEL_MIN_BYTES,
     Failed,
@@ -153,7 +153,7 @@ def read_sessions(
 
 
 def _session_table(parts: list) -> pa.Table:
-    """Derived sessions (Polars frames, and ordered Arrow tables from workers) -> one table."""
+    """Derived sessions (Polars frames; ordered Arrow tables from remote workers) -> one table."""
     frames = [pl.from_arrow(part) if isinstance(part, pa.Table) else part for part in parts]
     parts.clear()
     return to_session_table(frames)
@@ -226,8 +226,8 @@ def _gather_folders(results, options, fallback_window, on_file):
 
 
 def _loaded(part):
-    """A spilled table mapped into memory; its file is removed at once (the mapping stays)."""
-    if not isinstance(part, SpilledTable):
+    """Spilled sessions mapped into memory; the file is removed at once (the mapping stays)."""
+    if not isinstance(part, SpilledSessions):
         return part
     table = part.load()
     with contextlib.suppress(OSError):  # Windows keeps a mapped file: the folder goes later

@@ -80,9 +80,9 @@ def test_workers_hand_tables_over_in_files_and_leave_none(
 ):
     monkeypatch.setattr(loganalyzer.sessions, "SPILL_ROOT", str(tmp_path))
     loaded = []
-    original = loganalyzer.logsets.SpilledTable.load
+    original = loganalyzer.logsets.SpilledSessions.load
     monkeypatch.setattr(
-        loganalyzer.logsets.SpilledTable,
+        loganalyzer.logsets.SpilledSessions,
         "load",
         lambda self: loaded.append(Path(self.path).parent.parent) or original(self),
     )
@@ -120,9 +120,9 @@ def cluster():
 
 def test_local_cluster_matches_one_core(cluster, corpus, serial, inventory, monkeypatch):
     loaded = []
-    original = loganalyzer.logsets.SpilledTable.load
+    original = loganalyzer.logsets.SpilledSessions.load
     monkeypatch.setattr(
-        loganalyzer.logsets.SpilledTable, "load", lambda self: loaded.append(1) or original(self)
+        loganalyzer.logsets.SpilledSessions, "load", lambda self: loaded.append(1) or original(self)
     )
     for name, path in (("incident", INCIDENT), ("corpus", corpus)):
         df = loganalyzer.read_sessions(path, scheduler=cluster)
