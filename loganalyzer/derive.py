@@ -8,6 +8,7 @@ only (a handful of TLS negotiation contexts and certificates per corpus). Cross-
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -87,23 +88,28 @@ def _order(keys: pl.DataFrame) -> pl.Series:
     return keys.select(order).to_series()
 
 
-def to_session_table(parts: list[pl.DataFrame]) -> pa.Table:
+def to_session_table(parts: list[pl.DataFrame], threads: int = 1) -> pa.Table:
     """Sessions of all log sets -> one Arrow table ordered by start, server, session id.
 
-    Columns are put in order and handed to Arrow one at a time, each dropped from the Polars
-    frame once converted, so the table exists about once in memory, not three times.
-    ``parts`` is emptied on the way.
+    Each column is put in order and handed to Arrow on its own, and released once converted,
+    so the table exists about once in memory, not three times; ``threads`` columns at a time
+    (Polars and Arrow release the GIL). ``parts`` is emptied on the way.
     """
     sessions = pl.concat(parts, how="vertical_relaxed", rechunk=False)
     parts.clear()
     order = _order(sessions)
-    arrays = {}
-    for field in SESSION_SCHEMA:
-        column = sessions.get_column(field.name).gather(order)
-        sessions = sessions.drop(field.name)
-        # cast each column at once, so no column exists in two forms beyond this line
-        arrays[field.name] = column.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(field.type)
-        del column
+    columns = {column.name: column for column in sessions.get_columns()}
+    del sessions
+
+    def convert(field: pa.Field) -> pa.Array:
+        column = columns.pop(field.name).gather(order)
+        return column.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(field.type)
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            arrays = list(pool.map(convert, SESSION_SCHEMA))
+    else:
+        arrays = [convert(field) for field in SESSION_SCHEMA]
     return pa.table(arrays, schema=SESSION_SCHEMA)
 
 

@@ -82,7 +82,8 @@ def _in_processes(tasks: list[Task], work: Callable, jobs: int):
     returned run again one per fresh process, so only the task that kills a worker fails."""
     context = multiprocessing.get_context("spawn")
     done = 0
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context)
+    try:
         with worker_environment():
             futures = deque(pool.submit(work, task) for task in tasks)
         try:
@@ -93,6 +94,9 @@ def _in_processes(tasks: list[Task], work: Callable, jobs: int):
                 done += 1
         except BrokenProcessPool:
             pass
+    finally:
+        # every result is in: the workers wind down while the caller goes on with them
+        pool.shutdown(wait=done < len(tasks), cancel_futures=True)
     for task in tasks[done:]:
         yield task, run_isolated(task, work)
 

@@ -144,7 +144,7 @@ def read_sessions(
         parts = [*(sessions for _, sessions in derived), *mail]
         derived.clear()  # the parts are released as they are merged
         mail.clear()
-        df = to_pandas(_session_table(parts))
+        df = to_pandas(_session_table(parts, threads=jobs))
         df = filter_window(df, since, until)
     stats.sessions = len(df)
     _count_malformed_fields(df, stats)
@@ -152,11 +152,11 @@ def read_sessions(
     return df
 
 
-def _session_table(parts: list) -> pa.Table:
+def _session_table(parts: list, threads: int) -> pa.Table:
     """Derived sessions (Polars frames; ordered Arrow tables from remote workers) -> one table."""
     frames = [pl.from_arrow(part) if isinstance(part, pa.Table) else part for part in parts]
     parts.clear()
-    return to_session_table(frames)
+    return to_session_table(frames, threads=threads)
 
 
 @contextlib.contextmanager
