@@ -339,6 +339,15 @@ def test_malformed_rows_are_counted_with_file_and_line(tmp_path):
     assert (err.value.file, err.value.line) == (str(path), 9)
 
 
+def test_a_row_with_only_a_bad_session_id_is_reported_and_blank_rows_are_not(tmp_path):
+    good = receive_tls("08DE2D5A00000060", "06:00:00").rows
+    rows = [*good[:3], ",,NOT-HEX,,,,,,", ",,,,,,,,", *good[3:]]
+    path = write_log(tmp_path / "RECV.LOG", rows)
+    stats = loganalyzer.read_sessions(tmp_path).attrs["read_stats"]
+    assert stats["malformed"] == 1
+    assert stats["malformed_examples"][0].startswith(f"{path}:9: not a protocol-log row")
+
+
 def test_truncated_last_line_is_reported(tmp_path):
     rows = receive_tls("08DE2D5A00000061", "06:00:00").rows
     path = write_log(tmp_path / "RECV.LOG", rows)

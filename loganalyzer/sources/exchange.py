@@ -386,26 +386,29 @@ def _validated(
     A row whose data and context exceed ``max_row_bytes`` is malformed too (bounded memory
     for what is kept per session).
     """
-    blank = pl.col("dt").is_null() & pl.col("sid").is_null() & pl.col("ev").is_null()
     seq = pl.col("seq").cast(pl.Int64, strict=False)
     sid = pl.col("sid").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
     size = pl.col("data").str.len_bytes().fill_null(0) + pl.col("ctx").str.len_bytes().fill_null(0)
+    event = pl.col("ev")
+    known_event = (event == "*") | (event == ">") | (event == "<") | (event == "+") | (event == "-")
     valid = (
         (pl.col("dt").str.len_bytes() == 24)
         & (size <= max_row_bytes)
         & seq.is_not_null()
         & sid.is_not_null()
-        & pl.col("ev").is_in(["+", "-", ">", "<", "*"])
+        & known_event  # five compares: faster than is_in on a string column
     )
-    rows = rows.with_columns(seq=seq, sid=sid, valid=valid.fill_null(False), blank=blank)
-    if not rows.get_column("valid").all():
-        bad = rows.filter(~pl.col("valid") & ~pl.col("blank"))
+    typed = rows.with_columns(seq=seq, sid=sid, valid=valid.fill_null(False))
+    if not typed.get_column("valid").all():
+        # blank lines (on the raw fields) are skipped silently; anything else is reported
+        blank = pl.col("dt").is_null() & pl.col("sid").is_null() & pl.col("ev").is_null()
+        bad = rows.filter(~typed.get_column("valid")).filter(~blank)
         malformed.extend(
             Malformed(int(line), "not a protocol-log row (fields missing or malformed)")
             for line in bad.get_column("line").to_list()
         )
-        rows = rows.filter(pl.col("valid"))
-    return rows.drop("valid", "blank"), malformed
+        typed = typed.filter(pl.col("valid"))
+    return typed.drop("valid"), malformed
 
 
 def _read_csv(data: bytes, **options) -> pl.DataFrame:
