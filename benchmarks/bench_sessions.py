@@ -11,14 +11,15 @@ order rotated and reversed between repetitions, page cache warmed first:
 - ``pyarrow``: ``pyarrow.csv.read_csv`` of every file, one after another, all 9 columns as
   strings, ``skip_rows`` = the file's leading ``#`` lines (the reference, "(a)").
 - ``loganalyzer``: ``loganalyzer.read_sessions([CORPUS_DIR])`` to a pandas DataFrame ("(b)").
-- ``jobs1`` / ``jobs2``: the same with ``jobs=1`` (one core: Polars limited to one thread) and
-  ``jobs=2`` (two worker processes), for the scaling targets of ``--jobs``.
+- ``jobs1`` / ``jobs2``: the same with ``jobs=1`` (one core, one process) and ``jobs=2`` (this
+  process and one spawned worker), for the scaling targets of ``--jobs``.
 - ``cluster2``: the same on a Dask ``LocalCluster`` of 2 single-threaded workers that is
   already running (start-up not timed); needs ``distributed``.
 
 Time covers the work section inside the child only (no interpreter start, no imports). Each
-child sets Polars' allocator as the ``loganalyzer`` command does for a parallel run (the main
-process returns freed memory within 100 ms; ``loganalyzer/entry.py``).
+child sets up its environment as the ``loganalyzer`` command does with the matching ``--jobs``
+(``loganalyzer.entry.prepare_environment``: Polars on one thread in every process, so the main
+process works beside ``jobs - 1`` workers; its allocator returns freed memory within 100 ms).
 Peak RSS is the child's VmHWM (interpreter and libraries included); worker processes are reported
 separately (their largest peak). 1 MB = 10^6 bytes.
 """
@@ -140,6 +141,16 @@ def run_pyarrow(corpus: Path) -> dict:
     return timed(work)
 
 
+def prepare_environment(args: list[str]) -> None:
+    """``loganalyzer.entry.prepare_environment`` (a light module: it imports nothing)."""
+    try:
+        from loganalyzer.entry import prepare_environment as prepare
+    except ModuleNotFoundError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from loganalyzer.entry import prepare_environment as prepare
+    prepare(args)
+
+
 def import_product():
     """Import loganalyzer: the installed package, else the working tree beside this script."""
     try:
@@ -164,9 +175,7 @@ def run_loganalyzer(corpus: Path) -> dict:
 
 
 def run_jobs(corpus: Path, jobs: int) -> dict:
-    """``read_sessions(jobs=N)``; with one job Polars gets one thread (set before import)."""
-    if jobs == 1:
-        os.environ["POLARS_MAX_THREADS"] = "1"
+    """``read_sessions(jobs=N)``."""
     loganalyzer = import_product()
 
     def work() -> dict:
@@ -222,8 +231,8 @@ def timed(work) -> dict:
 
 
 def child(name: str, corpus: Path) -> int:
-    if name != "jobs1":  # as the console command runs it (loganalyzer/entry.py), before import
-        os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
+    if name != "pyarrow":  # as the console command runs it, before Polars is imported
+        prepare_environment(["--jobs", name[-1]] if name.startswith("jobs") else [])
     if name == "probe":
         import_product().read_sessions  # noqa: B018 - AttributeError when missing
         return 0

@@ -1,8 +1,9 @@
-"""Console-script entry point: bound Polars' thread pool by ``--jobs`` before Polars loads.
+"""Console-script entry point: set up the main process before Polars loads.
 
-Polars sizes its thread pool once, when it is first imported, so ``--jobs 1`` (one core for
-the whole run, the parsing engine's threads included) must set ``POLARS_MAX_THREADS`` before
-the command line module imports the parser. An explicit ``POLARS_MAX_THREADS`` wins.
+Polars sizes its thread pool once, when it is first imported. The console command runs it on
+one thread in every process: ``--jobs N`` is N processes, this one working beside N - 1
+spawned workers (parallel.py), so that the run uses N cores, no more. An explicit
+``POLARS_MAX_THREADS`` wins (this process then only waits for N workers).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ def jobs_from_args(args: list[str]) -> int | None:
     return None
 
 
-def main() -> None:
-    jobs = jobs_from_args(sys.argv[1:])
-    if jobs is not None and "POLARS_MAX_THREADS" not in os.environ:
-        os.environ["POLARS_MAX_THREADS"] = str(jobs)
-    if jobs != 1:
+def prepare_environment(args: list[str]) -> None:
+    """Environment of the main process for the command line ``args`` (before Polars loads)."""
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    if jobs_from_args(args) != 1:
         os.environ.setdefault(MAIN_ALLOCATOR_ENV, MAIN_ALLOCATOR_CONF)
+
+
+def main() -> None:
+    prepare_environment(sys.argv[1:])
     from loganalyzer.cli import main as cli_main
 
     cli_main()

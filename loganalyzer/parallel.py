@@ -12,9 +12,10 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,27 +79,112 @@ def run_inputs(
 
 
 def _in_processes(tasks: list[Task], work: Callable, jobs: int):
-    """A spawned process pool. When a worker dies (the pool breaks), the tasks not yet
-    returned run again one per fresh process, so only the task that kills a worker fails."""
-    context = multiprocessing.get_context("spawn")
+    """Spawned worker processes, largest task first. When this process runs Polars on one
+    thread (as the console command sets it up), it works too, beside ``jobs - 1`` workers:
+    whoever is free takes the next task (the first one always goes to a worker).
+
+    When a worker dies (the pool breaks), the tasks it had run again one per fresh process,
+    so only the task that kills a worker fails; the tasks not yet started run as before.
+    """
+    here = main_takes_part()
+    queue = _TaskQueue(tasks, work, workers=min(jobs - 1 if here else jobs, len(tasks)))
     done = 0
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context)
     try:
-        with worker_environment():
-            futures = deque(pool.submit(work, task) for task in tasks)
-        try:
-            while futures:  # popped as consumed, so finished results are not kept twice
-                result = futures[0].result()
-                futures.popleft()
-                yield tasks[done], result
+        while here and (index := queue.take_next()) is not None:
+            queue.results[index] = work(tasks[index])
+            while done < len(tasks) and queue.ready(done):  # handed on in order meanwhile
+                yield tasks[done], queue.result(done)
                 done += 1
-        except BrokenProcessPool:
-            pass
+        for index in range(done, len(tasks)):
+            yield tasks[index], queue.result(index)
     finally:
-        # every result is in: the workers wind down while the caller goes on with them
-        pool.shutdown(wait=done < len(tasks), cancel_futures=True)
-    for task in tasks[done:]:
-        yield task, run_isolated(task, work)
+        queue.close()
+
+
+def main_takes_part() -> bool:
+    """Does this process work alongside its workers? Only when its Polars thread pool is one
+    thread: a pool of more would compete with the workers for the same cores."""
+    import polars as pl
+
+    return pl.thread_pool_size() == 1
+
+
+class _TaskQueue:
+    """Tasks fed to a spawned pool in order, ``workers`` at a time (a thread submits the next
+    one when one finishes), so that the others stay free for this process to take."""
+
+    def __init__(self, tasks: list[Task], work: Callable, workers: int):
+        self.tasks, self.work = tasks, work
+        self.pending = deque(range(len(tasks)))
+        self.futures: dict[int, Future] = {}
+        self.results: dict[int, object] = {}
+        self.lock = threading.Condition()  # notified when a task is submitted or feeding ends
+        self.feeding = workers > 0
+        self.pool = None
+        if not self.feeding:
+            return
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        with worker_environment():
+            running = {future for _ in range(workers) if (future := self._submit_next())}
+        threading.Thread(target=self._feed, args=(running,), daemon=True).start()
+
+    def take_next(self) -> int | None:
+        with self.lock:
+            return self.pending.popleft() if self.pending else None
+
+    def ready(self, index: int) -> bool:
+        future = self.futures.get(index)
+        return index in self.results or (future is not None and future.done())
+
+    def result(self, index: int) -> object:
+        """The task's result: run here, from a worker, or (its worker died, or it never
+        started because the pool broke) from a fresh process of its own."""
+        if index in self.results:
+            return self.results.pop(index)
+        with self.lock:
+            while self.feeding and index not in self.futures:
+                self.lock.wait()  # its turn to be submitted comes
+            future = self.futures.pop(index, None)
+            if future is None:
+                self.pending.remove(index)  # never started: the pool broke first
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                pass
+        return run_isolated(self.tasks[index], self.work)
+
+    def close(self) -> None:
+        """Workers wind down while the caller goes on with the results."""
+        with self.lock:
+            self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit_next(self) -> Future | None:
+        with self.lock:  # taken and submitted at once: result() never sees it in between
+            if not self.pending:
+                return None
+            index = self.pending.popleft()
+            self.futures[index] = future = self.pool.submit(self.work, self.tasks[index])
+            self.lock.notify_all()
+            return future
+
+    def _feed(self, running: set[Future]) -> None:
+        try:
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if future.cancelled() or isinstance(future.exception(), BrokenProcessPool):
+                        return  # closed, or broken: result() deals with what is left
+                    if (following := self._submit_next()) is not None:
+                        running.add(following)
+        except (BrokenProcessPool, RuntimeError):  # broken, or shut down, meanwhile
+            pass
+        finally:
+            with self.lock:
+                self.feeding = False
+                self.lock.notify_all()
 
 
 def run_isolated(task: Task, work: Callable) -> object:

@@ -6,6 +6,7 @@ the parsing modules (not pandas or pyarrow), which keeps worker start-up short.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import polars as pl
@@ -15,7 +16,8 @@ from loganalyzer.sources import Limits, LogSet, ReadStats, read_log
 from loganalyzer.sources.files import LogInput
 
 FilePartials = tuple[list[tuple[LogSet, pl.DataFrame]], ReadStats]
-#: Tests set this to a file name ending: the worker reading that input exits at once.
+#: Tests set this to a file name ending: a worker process (never the main one) reading that
+#: input exits at once.
 CRASH_FOR_TESTS = "LOGANALYZER_TEST_WORKER_CRASH"
 
 
@@ -32,7 +34,8 @@ def file_partials(
     Text stays Categorical: it pickles as a small dictionary per column and is re-mapped
     when loaded in the main process.
     """
-    if (crash := os.environ.get(CRASH_FOR_TESTS)) and log.name.endswith(crash):
+    crash = os.environ.get(CRASH_FOR_TESTS)
+    if crash and log.name.endswith(crash) and multiprocessing.parent_process() is not None:
         os._exit(70)  # tests only: a worker that dies (out of memory, killed) mid-run
     stats = ReadStats()
     out = []

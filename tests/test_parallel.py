@@ -7,6 +7,7 @@ generous timeouts, so a loaded 2-core CI machine does not make them flaky.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import loganalyzer.logsets
 import loganalyzer.parallel
 import loganalyzer.sessions
 from loganalyzer.cli import app
-from loganalyzer.entry import jobs_from_args
+from loganalyzer.entry import MAIN_ALLOCATOR_ENV, jobs_from_args, prepare_environment
 from loganalyzer.errors import LogParseError
 from loganalyzer.findings import find_issues
 from loganalyzer.inventory.reader import read_files
+from loganalyzer.sessions import folder_tasks
+from loganalyzer.sources import ReadStats, find_logs
 from loganalyzer.worker import CRASH_FOR_TESTS
 from tests.conftest import SAMPLE_LOGS
 from tests.helpers import load_corpus_generator
@@ -63,12 +66,38 @@ def always_parallel(monkeypatch):
     monkeypatch.setattr(loganalyzer.sessions, "PARALLEL_MIN_BYTES", 0)
 
 
+@pytest.fixture(params=["workers only", "main works too"])
+def main_works(request, monkeypatch):
+    """Both ways of running --jobs: this process only waits for its workers (its Polars has
+    several threads, as in a notebook), or works beside them (one thread, as the command)."""
+    works = request.param == "main works too"
+    monkeypatch.setattr(loganalyzer.parallel, "main_takes_part", lambda: works)
+    return works
+
+
+def _whose(task) -> tuple[object, int]:
+    return task, os.getpid()
+
+
+def test_the_main_process_works_beside_its_workers(monkeypatch):
+    monkeypatch.setattr(loganalyzer.parallel, "main_takes_part", lambda: True)
+    tasks = list(range(6))
+    results = list(loganalyzer.parallel.run_inputs(tasks, _whose, jobs=2))
+    assert [task for task, _ in results] == tasks  # in order, whoever ran them
+    assert [echo for _, (echo, _) in results] == tasks
+    pids = [pid for _, (_, pid) in results]
+    assert pids[0] != os.getpid()  # the first task always goes to the worker
+    assert os.getpid() in pids[1:]  # the others are taken by whoever is free; here did some
+
+
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
 @pytest.mark.parametrize("name", ["incident", "corpus"])
-def test_two_worker_processes_match_one_core(name, corpus, serial, inventory, always_parallel):
+def test_two_worker_processes_match_one_core(
+    name, corpus, serial, inventory, always_parallel, main_works
+):
     path = INCIDENT if name == "incident" else corpus
     df = loganalyzer.read_sessions(path, jobs=2)
     _same(df, serial[name])  # file and line included: the same order, the same evidence
@@ -93,10 +122,11 @@ def test_workers_hand_tables_over_in_files_and_leave_none(
 
 
 def test_a_worker_that_dies_is_reported_and_the_rest_completes(
-    corpus, always_parallel, monkeypatch
+    corpus, always_parallel, main_works, monkeypatch
 ):
     files = sorted(p for p in corpus.rglob("*.LOG"))
-    victim = files[len(files) // 2]
+    largest_folder = folder_tasks(find_logs([corpus], ReadStats()), 2)[0]  # always a worker's
+    victim = Path(largest_folder[len(largest_folder) // 2].name)
     monkeypatch.setenv(CRASH_FOR_TESTS, str(victim.relative_to(corpus)))
     df = loganalyzer.read_sessions(corpus, jobs=2)
     skipped = df.attrs["read_stats"]["skipped"]
@@ -185,3 +215,21 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
 )  # fmt: skip
 def test_jobs_bound_the_parsing_threads(args, jobs):
     assert jobs_from_args(args) == jobs
+
+
+@pytest.mark.parametrize(
+    ("args", "preset", "threads", "allocator"),
+    [(["sessions", "x"], None, "1", True), (["sessions", "--jobs", "1"], None, "1", False),
+     (["report", "--jobs=2"], "4", "4", True)],
+)  # fmt: skip
+def test_the_command_runs_polars_on_one_thread_per_process(
+    args, preset, threads, allocator, monkeypatch
+):
+    monkeypatch.delenv(MAIN_ALLOCATOR_ENV, raising=False)
+    if preset is None:
+        monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("POLARS_MAX_THREADS", preset)  # an explicit setting wins
+    prepare_environment(args)
+    assert os.environ["POLARS_MAX_THREADS"] == threads
+    assert (MAIN_ALLOCATOR_ENV in os.environ) == allocator
