@@ -295,6 +295,8 @@ def ingest(
     strict: Annotated[
         bool, typer.Option(help="Stop with exit code 2 at the first malformed row or skip.")
     ] = False,
+    jobs: JobsOption = None,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -319,6 +321,8 @@ def ingest(
             strict=strict,
             wait=wait,
             on_file=progress.on_file,
+            jobs=jobs,
+            scheduler=scheduler,
         )
     stats = result.stats.as_dict()
     _say(

@@ -199,11 +199,14 @@ def run_isolated(task: Task, work: Callable) -> object:
             return Failed("the worker process died while reading it")
 
 
-def _absolute(task: Task) -> Task:
-    """The task with absolute paths, for workers whose working folder is another."""
+def _absolute(task):
+    """The task with absolute paths, for workers whose working folder is another (tasks of
+    other kinds are sent as they are: their makers give them absolute paths)."""
     if isinstance(task, list):
         return [_absolute(log) for log in task]
-    return replace(task, disk_path=Path(os.path.abspath(task.disk_path)))
+    if isinstance(task, LogInput):
+        return replace(task, disk_path=Path(os.path.abspath(task.disk_path)))
+    return task
 
 
 def _on_dask(tasks: list[Task], work: Callable, jobs: int, scheduler):

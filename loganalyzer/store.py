@@ -32,8 +32,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,9 +43,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loganalyzer.aggregate import chunk_partial, merge_partials
+from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
-from loganalyzer.errors import LogAnalyzerError, LogParseError, NoInputError
+from loganalyzer.errors import LogAnalyzerError, NoInputError
+from loganalyzer.parallel import PARALLEL_MIN_BYTES, Failed, resolve_scheduler, run_inputs
 from loganalyzer.schema import SESSION_SCHEMA, empty_sessions, to_pandas
 from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, _nothing_readable, filter_window
 from loganalyzer.sources import (
@@ -52,7 +54,7 @@ from loganalyzer.sources import (
     LogSet,
     ReadStats,
     canonical_order,
-    exchange,
+    disk_size,
     find_logs,
     record_skip,
     sniff_log_set,
@@ -60,10 +62,10 @@ from loganalyzer.sources import (
 from loganalyzer.sources.files import (
     CHUNK_BYTES,
     READ_ERRORS,
-    InflationLimitError,
     LogInput,
     Skipped,
 )
+from loganalyzer.tail import Tail, TailTask, read_tail_partials
 from loganalyzer.times import parse_time
 
 __all__ = [
@@ -227,58 +229,6 @@ def _logset_key(logset: LogSet) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _read_tail(
-    log: LogInput,
-    offset: int,
-    first_line: int,
-    stats: ReadStats,
-    *,
-    strict: bool,
-    limits: Limits,
-    chunk_bytes: int,
-) -> Iterator[tuple[pl.DataFrame, int, int]]:
-    """Parse the complete lines after ``offset``: yields ``(rows, end_offset, next_line)``.
-
-    A last line without a line end is left for the next run (the log is still being written).
-    """
-    with log.open() as stream:
-        if log.member is None and not log.disk_path.name.lower().endswith(".gz"):
-            stream.seek(offset)
-        else:  # compressed: skip what was read before
-            left = offset
-            while left > 0:
-                skipped = stream.read(min(left, 4 << 20))
-                if not skipped:
-                    return
-                left -= len(skipped)
-        buffer = b""
-        position, line = offset, first_line
-        while True:
-            block = stream.read(chunk_bytes)
-            data = buffer + block
-            cut = data.rfind(b"\n") + 1
-            if not block and not cut:
-                return
-            if cut == 0:
-                if len(data) > limits.max_row_bytes:
-                    raise LogParseError(log.name, line, "line too long in a growing log")
-                buffer = data
-                continue
-            whole, buffer = data[:cut], data[cut:]
-            rows, malformed = exchange.parse_chunk(whole, line, False, limits.max_row_bytes)
-            for bad in malformed:
-                if strict:
-                    raise LogParseError(log.name, bad.line, bad.reason)
-                stats.add_malformed(f"{log.name}:{bad.line}: {bad.reason}")
-            stats.bytes += len(whole)
-            stats.rows += rows.height
-            position += len(whole)
-            line += whole.count(b"\n")
-            yield rows, position, line
-            if not block:
-                return
-
-
 # --- ingest ------------------------------------------------------------------------------------
 
 
@@ -314,6 +264,8 @@ def ingest(
     wait: float = 0.0,
     chunk_bytes: int | None = None,
     on_file: Callable | None = None,
+    jobs: int | None = None,
+    scheduler=None,
 ) -> IngestResult:
     """Add the sessions of ``paths`` to the store at ``store`` (created when missing).
 
@@ -322,6 +274,8 @@ def ingest(
     result equals a full ``read_sessions`` of every file the store has ever read.
 
     :param wait: seconds to wait for another run that holds the store's lock.
+    :param jobs, scheduler: cores to use (default: all) and a Dask scheduler, as for
+        ``read_sessions``: the files are read in parallel, the store is written here.
     :raises StoreLockedError: another run is writing (after ``wait``).
     :raises StoreError: the store is corrupt or not a store.
 
@@ -346,14 +300,24 @@ def ingest(
         if not logs:
             raise NoInputError(_nothing_readable(result.stats))
         plan = _plan(manifest, logs, result, server, strict)
-        new_partials: dict[str, list[pl.DataFrame]] = {}
+        tasks, entries = [], []
         for log, entry in plan:
-            _read_entry(
-                log, entry, manifest, new_partials, result, server=server,
-                strict=strict, limits=limits, chunk_bytes=chunk_bytes or CHUNK_BYTES,
-            )  # fmt: skip
+            if (task := _tail_task(log, entry, manifest, result, server, strict)) is not None:
+                tasks.append(task)
+                entries.append(entry)
+        work = partial(
+            read_tail_partials, strict=strict, limits=limits, chunk_bytes=chunk_bytes or CHUNK_BYTES
+        )
+        jobs = jobs or os.cpu_count() or 1
+        tails = run_inputs(
+            tasks, work, jobs=jobs, scheduler=resolve_scheduler(scheduler),
+            parallel=_parallel_worth_it(tasks, jobs),
+        )  # fmt: skip
+        new_partials: dict[str, list[pl.DataFrame]] = {}
+        for (task, tail), entry in zip(tails, entries, strict=True):
+            _take_tail(task, tail, entry, new_partials, result, strict)
             if on_file is not None:
-                on_file(log, log.disk_path.stat().st_size if log.member is None else 0)
+                on_file(task.log, disk_size(task.log))
         if new_partials:
             manifest["generation"] += 1
             for key, parts in new_partials.items():
@@ -445,23 +409,21 @@ def _compressed(log: LogInput) -> bool:
     return log.disk_path.name.lower().endswith(".gz")
 
 
-def _read_entry(
+def _tail_task(
     log: LogInput,
     entry: dict,
     manifest: dict,
-    new_partials: dict[str, list[pl.DataFrame]],
     result: IngestResult,
-    *,
     server: str | None,
     strict: bool,
-    limits: Limits,
-    chunk_bytes: int,
-) -> None:
+) -> TailTask | None:
+    """The read of ``log`` from where the store left it; a new file is sniffed and entered in
+    the manifest first (None when it is not a protocol log)."""
     stats = result.stats
     if entry.pop("new", False):
         sniffed = sniff_log_set(log, stats, server=server, strict=strict)
         if sniffed is None:
-            return
+            return None
         logset, head = sniffed
         key = _logset_key(logset)
         manifest["logsets"].setdefault(
@@ -481,28 +443,44 @@ def _read_entry(
         manifest["files"].append(entry)
         result.files_new += 1
     stats.files += 1
-    direction = manifest["logsets"][entry["logset"]]["direction"]
-    try:
-        for rows, end, next_line in _read_tail(
-            log, entry["offset"], entry["lines"] + 1, stats,
-            strict=strict, limits=limits, chunk_bytes=chunk_bytes,
-        ):  # fmt: skip
-            if rows.height:
-                part = chunk_partial(rows, exchange.classify(rows, direction))
-                part = part.with_columns(
-                    pl.col(pl.Categorical).cast(pl.String),
-                    logset=pl.lit(0, pl.UInt32),
-                    chunk=pl.lit(entry["chunks"], pl.UInt32),
-                    file=pl.lit(entry["id"], pl.UInt32),
-                )
-                new_partials.setdefault(entry["logset"], []).append(part)
-                entry["chunks"] += 1
-            entry["offset"], entry["lines"] = end, next_line - 1
-            entry["rows"] += rows.height
-            result.rows_read += rows.height
-    except (*READ_ERRORS, InflationLimitError) as err:
-        record_skip(stats, Skipped(log.name, f"damaged, read up to the damage: {err}"), strict)
-    entry.pop("new", None)
+    return TailTask(
+        log=replace(log, disk_path=Path(os.path.abspath(log.disk_path))),  # for Dask workers
+        offset=entry["offset"],
+        first_line=entry["lines"] + 1,
+        direction=manifest["logsets"][entry["logset"]]["direction"],
+        file_id=entry["id"],
+        first_chunk=entry["chunks"],
+        size=entry["size"],
+    )
+
+
+def _parallel_worth_it(tasks: list[TailTask], jobs: int) -> bool:
+    """Workers pay off: more than one core and file, and enough new bytes to read."""
+    new_bytes = sum(max(task.size - task.offset, 0) for task in tasks)
+    return jobs > 1 and len(tasks) > 1 and new_bytes >= PARALLEL_MIN_BYTES
+
+
+def _take_tail(
+    task: TailTask,
+    tail: Tail | Failed,
+    entry: dict,
+    new_partials: dict[str, list[pl.DataFrame]],
+    result: IngestResult,
+    strict: bool,
+) -> None:
+    """Enter what a file's read gave in the manifest entry and the log set's new partials."""
+    if isinstance(tail, Failed):
+        record_skip(result.stats, Skipped(task.log.name, tail.reason), strict)
+        return
+    result.stats.merge(tail.stats)
+    if tail.partials:
+        new_partials.setdefault(entry["logset"], []).extend(tail.partials)
+    entry["chunks"] += len(tail.partials)
+    entry["offset"], entry["lines"] = tail.offset, tail.lines
+    entry["rows"] += tail.rows
+    result.rows_read += tail.rows
+    if tail.damage is not None:
+        record_skip(result.stats, Skipped(task.log.name, tail.damage), strict)
 
 
 def _order_key(manifest: dict) -> dict[int, int]:

@@ -34,9 +34,7 @@ def file_partials(
     Text stays Categorical: it pickles as a small dictionary per column and is re-mapped
     when loaded in the main process.
     """
-    crash = os.environ.get(CRASH_FOR_TESTS)
-    if crash and log.name.endswith(crash) and multiprocessing.parent_process() is not None:
-        os._exit(70)  # tests only: a worker that dies (out of memory, killed) mid-run
+    crash_for_tests(log)
     stats = ReadStats()
     out = []
     batches = read_log(
@@ -45,3 +43,10 @@ def file_partials(
     for batch in batches:
         out.append((batch.logset, chunk_partial(batch.rows, batch.facts)))
     return out, stats
+
+
+def crash_for_tests(log: LogInput) -> None:
+    """Tests only: a worker that dies (out of memory, killed) as it starts on ``log``."""
+    crash = os.environ.get(CRASH_FOR_TESTS)
+    if crash and log.name.endswith(crash) and multiprocessing.parent_process() is not None:
+        os._exit(70)

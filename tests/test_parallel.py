@@ -8,6 +8,7 @@ generous timeouts, so a loaded 2-core CI machine does not make them flaky.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import loganalyzer
 import loganalyzer.logsets
 import loganalyzer.parallel
 import loganalyzer.sessions
+import loganalyzer.store
 from loganalyzer.cli import app
 from loganalyzer.entry import MAIN_ALLOCATOR_ENV, jobs_from_args, prepare_environment
 from loganalyzer.errors import LogParseError
@@ -161,6 +163,12 @@ def test_local_cluster_matches_one_core(cluster, corpus, serial, inventory, monk
     assert loaded  # its workers are on this machine: tables came back through files
 
 
+def test_ingest_on_a_local_cluster_matches_one_core(cluster, corpus, serial, tmp_path):
+    result = loganalyzer.ingest(corpus, tmp_path / "store", scheduler=cluster)
+    assert result.files_new == len(list(corpus.rglob("*.LOG")))
+    _same(loganalyzer.open_store(tmp_path / "store").sessions(), serial["corpus"])
+
+
 class _FakeClient:
     def __init__(self, *addresses):
         self.addresses = addresses
@@ -233,3 +241,46 @@ def test_the_command_runs_polars_on_one_thread_per_process(
     prepare_environment(args)
     assert os.environ["POLARS_MAX_THREADS"] == threads
     assert (MAIN_ALLOCATOR_ENV in os.environ) == allocator
+
+
+@pytest.fixture
+def copied_corpus(corpus, tmp_path) -> Path:
+    target = tmp_path / "logs"
+    shutil.copytree(corpus, target)
+    return target
+
+
+def test_ingest_in_parallel_matches_one_core(copied_corpus, tmp_path, main_works, monkeypatch):
+    """A first run while each log set's files are half written (the newest one cut mid-way),
+    a second one when they are all there: read in parallel, the same as one full read."""
+    monkeypatch.setattr(loganalyzer.store, "PARALLEL_MIN_BYTES", 0)
+    later = {}
+    for folder in sorted({path.parent for path in copied_corpus.rglob("*.LOG")}):
+        files = sorted(folder.glob("*.LOG"))
+        half = len(files) // 2
+        for path in files[half + 1 :]:
+            later[path] = path.read_bytes()
+            path.unlink()
+        data = later[files[half]] = files[half].read_bytes()
+        files[half].write_bytes(data[: data.rfind(b"\n", 0, len(data) // 2) + 1])
+    first = loganalyzer.ingest(copied_corpus, tmp_path / "store", jobs=2)
+    for path, data in later.items():
+        path.write_bytes(data)
+    second = loganalyzer.ingest(copied_corpus, tmp_path / "store", jobs=2)
+    assert (first.files_new, second.files_grown, second.files_new) == (8, 4, 2)
+    _same(loganalyzer.open_store(tmp_path / "store").sessions(), loganalyzer.read_sessions(
+        copied_corpus, jobs=1
+    ))  # fmt: skip
+
+
+def test_ingest_reports_a_worker_that_dies(copied_corpus, tmp_path, main_works, monkeypatch):
+    monkeypatch.setattr(loganalyzer.store, "PARALLEL_MIN_BYTES", 0)
+    files = sorted(copied_corpus.rglob("*.LOG"))
+    victim = files[0]  # the first task always goes to a worker
+    monkeypatch.setenv(CRASH_FOR_TESTS, str(victim.relative_to(copied_corpus)))
+    result = loganalyzer.ingest(copied_corpus, tmp_path / "store", jobs=2)
+    skipped = result.stats.as_dict()["skipped"]
+    assert skipped == [{"file": str(victim), "reason": "the worker process died while reading it"}]
+    assert result.files_new == len(files)
+    victim.unlink()
+    assert result.sessions == len(loganalyzer.read_sessions(copied_corpus, jobs=1))
