@@ -330,6 +330,12 @@ def ingest(
         f"{result.files_unchanged} unchanged, {result.files_gone} gone, "
         f"{result.files_moved} moved files; "
         f"{result.rows_read:,} rows read; {result.sessions:,} sessions in {store}"
+        + (
+            f" ({result.logsets_reread} log sets read again: a file older than one read"
+            " before grew or arrived)"
+            if result.logsets_reread
+            else ""
+        )
     )
     for example in stats["malformed_examples"][:5]:
         _say(f"  malformed: {example}")

@@ -83,6 +83,11 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 #: Bytes of the start of a file whose hash tells "the same file, grown" from "another file".
 HEAD_BYTES = 64 * 1024
+#: Why a file is named when its log set should be read again but it is not there to be read.
+REREAD_MISSING = (
+    "not here to read its log set again after another file of it grew or arrived later than "
+    "a newer one: sessions crossing files there may lack facts"
+)
 #: Sessions read before ``since`` so that findings see what leads into the window (a halt or a
 #: fallback that crosses midnight, a connector's usual traffic before a silence).
 FINDINGS_MARGIN = timedelta(hours=6)
@@ -244,6 +249,7 @@ class IngestResult:
     bytes_read: int = 0
     rows_read: int = 0
     logsets_updated: int = 0
+    logsets_reread: int = 0
     sessions: int = 0
     stats: ReadStats = field(default_factory=ReadStats)
 
@@ -300,6 +306,7 @@ def ingest(
         if not logs:
             raise NoInputError(_nothing_readable(result.stats))
         plan = _plan(manifest, logs, result, server, strict)
+        newest = _newest_read(manifest)  # before this run's new files are entered
         tasks, entries = [], []
         for log, entry in plan:
             if (task := _tail_task(log, entry, manifest, result, server, strict)) is not None:
@@ -309,15 +316,25 @@ def ingest(
             read_tail_partials, strict=strict, limits=limits, chunk_bytes=chunk_bytes or CHUNK_BYTES
         )
         jobs = jobs or os.cpu_count() or 1
-        tails = run_inputs(
-            tasks, work, jobs=jobs, scheduler=resolve_scheduler(scheduler),
-            parallel=_parallel_worth_it(tasks, jobs),
-        )  # fmt: skip
+        scheduler = resolve_scheduler(scheduler)
+
+        def read(tasks: list[TailTask], entries: list[dict], partials: dict) -> None:
+            tails = run_inputs(
+                tasks, work, jobs=jobs, scheduler=scheduler,
+                parallel=_parallel_worth_it(tasks, jobs),
+            )  # fmt: skip
+            for (task, tail), entry in zip(tails, entries, strict=True):
+                _take_tail(task, tail, entry, partials, result, strict)
+                if on_file is not None:
+                    on_file(task.log, disk_size(task.log))
+
         new_partials: dict[str, list[pl.DataFrame]] = {}
-        for (task, tail), entry in zip(tails, entries, strict=True):
-            _take_tail(task, tail, entry, new_partials, result, strict)
-            if on_file is not None:
-                on_file(task.log, disk_size(task.log))
+        read(tasks, entries, new_partials)
+        for key in sorted(_out_of_order(folder, manifest, newest, new_partials)):
+            again = _read_again(manifest, key, logs, entries, result, strict)
+            if again is not None:
+                new_partials[key] = []
+                read(*again, new_partials)
         if new_partials:
             manifest["generation"] += 1
             for key, parts in new_partials.items():
@@ -443,6 +460,11 @@ def _tail_task(
         manifest["files"].append(entry)
         result.files_new += 1
     stats.files += 1
+    return _task_for(log, entry, manifest)
+
+
+def _task_for(log: LogInput, entry: dict, manifest: dict) -> TailTask:
+    """The read of ``log`` from where its manifest entry says the store left it."""
     return TailTask(
         log=replace(log, disk_path=Path(os.path.abspath(log.disk_path))),  # for Dask workers
         offset=entry["offset"],
@@ -452,6 +474,83 @@ def _tail_task(
         first_chunk=entry["chunks"],
         size=entry["size"],
     )
+
+
+def _newest_read(manifest: dict) -> dict[str, int]:
+    """Log set -> canonical rank of its last file that rows were read from."""
+    ranks = _order_key(manifest)
+    newest: dict[str, int] = {}
+    for entry in manifest["files"]:
+        if entry.get("rows") and entry.get("current", True):
+            key = entry["logset"]
+            newest[key] = max(newest.get(key, -1), ranks[entry["id"]])
+    return newest
+
+
+def _out_of_order(
+    folder: Path, manifest: dict, newest: dict[str, int], new_partials: dict
+) -> set[str]:
+    """Log sets whose new rows continue a stored session from a file ranked before that
+    session's last file (collected copies can grow or arrive late; Exchange only appends to
+    the newest file): their partials would merge out of file order."""
+    ranks = _order_key(manifest)
+    stale = set()
+    for key, parts in new_partials.items():
+        info = manifest["logsets"][key]
+        if key not in newest or not info["partials"] or not parts:
+            continue
+        early = [file for file, rank in ranks.items() if rank < newest[key]]
+        rank = pl.col("file").replace_strict(ranks, default=None, return_dtype=pl.Int64)
+        new = (
+            pl.concat([part.select("sid", "file") for part in parts])
+            .filter(pl.col("file").is_in(early))
+            .group_by("sid")
+            .agg(new_rank=rank.min())
+        )
+        if new.is_empty():
+            continue
+        path = folder / info["partials"]
+        columns = [c for c in ("sid", "last_file") if c in pl.read_parquet_schema(path)]
+        if "last_file" in columns:
+            last = pl.col("last_file").replace_strict(ranks, default=None, return_dtype=pl.Int64)
+        else:  # a store written before last files were kept: any shared session counts
+            last = pl.lit(None, pl.Int64)
+        stored = pl.read_parquet(path, columns=columns).select("sid", stored_rank=last)
+        joined = new.join(stored, on="sid")
+        if joined.filter(pl.col("stored_rank").fill_null(1 << 62) > pl.col("new_rank")).height:
+            stale.add(key)
+    return stale
+
+
+def _read_again(
+    manifest: dict,
+    key: str,
+    logs: list[LogInput],
+    planned: list[dict],
+    result: IngestResult,
+    strict: bool,
+) -> tuple[list[TailTask], list[dict]] | None:
+    """The reads of every file of log set ``key`` from the start, its stored partials dropped;
+    None (and the missing files reported, ``REREAD_MISSING``) when some file is not here."""
+    here = {_identity(log): log for log in logs}
+    files = [f for f in manifest["files"] if f["logset"] == key and f.get("current", True)]
+    missing = [f for f in files if f["identity"] not in here]
+    for f in missing:
+        record_skip(result.stats, Skipped(f["name"], REREAD_MISSING), strict)
+    if missing:
+        return None
+    ranks = _order_key(manifest)
+    read_before = {id(entry) for entry in planned}
+    tasks, entries = [], []
+    for entry in sorted(files, key=lambda f: ranks[f["id"]]):
+        if id(entry) not in read_before:
+            result.stats.files += 1
+        entry.update(offset=0, lines=0, rows=0, chunks=0)
+        tasks.append(_task_for(here[entry["identity"]], entry, manifest))
+        entries.append(entry)
+    manifest["logsets"][key]["partials"] = None
+    result.logsets_reread += 1
+    return tasks, entries
 
 
 def _parallel_worth_it(tasks: list[TailTask], jobs: int) -> bool:
@@ -520,7 +619,8 @@ def _rebuild_logset(
     table = pl.concat(parts, how="diagonal_relaxed")
     rank = pl.col("file").replace_strict(ranks, return_dtype=pl.UInt64)
     table = table.with_columns(chunk=rank * (1 << 32) + pl.col("chunk").cast(pl.UInt64))
-    merged = merge_partials([table])
+    last_files = _last_files(table, ranks)
+    merged = merge_partials([table.drop("last_file", strict=False)])
     files = pl.DataFrame(
         {
             "file": [f["id"] for f in manifest["files"]],
@@ -537,11 +637,30 @@ def _rebuild_logset(
         fallback_window=fallback_window,
         server=server,
     )
-    stored = merged.with_columns((pl.col("chunk") % (1 << 32)).cast(pl.UInt32))
+    stored = merged.with_columns((pl.col("chunk") % (1 << 32)).cast(pl.UInt32)).join(
+        last_files, on="sid", how="left", maintain_order="left"
+    )
     partials_path = f"partials/{key}-{generation}.parquet"
     _write_parquet_frame(folder / partials_path, stored)
     info["partials"] = partials_path
     info["sessions"] = _write_sessions(folder, key, generation, to_session_table([sessions]))
+
+
+def _last_files(table: pl.DataFrame, ranks: dict[int, int]) -> pl.DataFrame:
+    """``sid, last_file``: the id of the last file (in file order) each session has rows in
+    (a stored partial's own ``last_file``; a new chunk's ``file``)."""
+    last = pl.col("file")
+    if "last_file" in table.columns:
+        last = pl.coalesce(pl.col("last_file"), last)
+    return (
+        table.select("sid", last_file=last)
+        .group_by("sid")
+        .agg(
+            pl.col("last_file")
+            .sort_by(pl.col("last_file").replace_strict(ranks, return_dtype=pl.UInt64))
+            .last()
+        )
+    )
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from loganalyzer import store as store_module
 from loganalyzer.cli import app
 from loganalyzer.sessions import read_sessions
 from loganalyzer.store import (
+    REREAD_MISSING,
     StoreError,
     StoreLockedError,
     _locked,
@@ -34,7 +35,7 @@ from loganalyzer.store import (
     read_store,
 )
 from tests.conftest import SAMPLE_LOGS
-from tests.helpers import row, write_log
+from tests.helpers import load_corpus_generator, row, write_log
 
 INCIDENT = SAMPLE_LOGS / "incident"
 
@@ -89,6 +90,39 @@ def test_appending_between_runs_equals_one_full_read(logs, tmp_path, cuts, mid_l
     result = ingest(logs, tmp_path / "store")
     assert result.files_grown == 8 and result.files_new == 0
     _assert_same(tmp_path / "store", reference)
+
+
+@pytest.fixture(scope="module")
+def crossing_logs(tmp_path_factory) -> Path:
+    """Two servers' logs whose sessions run on from one file into the next."""
+    folder = tmp_path_factory.mktemp("crossing")
+    load_corpus_generator().generate(folder, 600_000, seed=7, servers=2, file_size=50_000)
+    return folder
+
+
+def test_an_older_file_that_grows_or_arrives_late_reads_its_log_set_again(crossing_logs, tmp_path):
+    """Not how Exchange writes (only the newest file grows), but how collected copies can
+    arrive: an older file grows, or shows up, after a later one of its log set was read.
+    Its rows come before rows already merged, so the log set is read again from the start."""
+    logs = tmp_path / "logs"
+    shutil.copytree(crossing_logs, logs)
+    full = {path: path.read_bytes() for path in sorted(logs.rglob("*.LOG"))}
+    for path, data in full.items():  # every file half written
+        path.write_bytes(data[: data.rfind(b"\n", 0, len(data) // 2) + 1])
+    ingest(logs, tmp_path / "store")
+    first_files = sorted(logs.rglob("*.LOG"))
+    late = first_files[0]  # the first file of its log set: gone for the next run
+    late.unlink()
+    for path, data in full.items():
+        if path != late:
+            path.write_bytes(data)
+    grown = ingest(logs, tmp_path / "store")
+    assert grown.logsets_reread == 3  # the log set whose first file is away cannot be
+    assert [(s.name, s.reason) for s in grown.stats.skipped] == [(str(late), REREAD_MISSING)]
+    late.write_bytes(full[late])  # back, and complete: its log set is read again
+    again = ingest(logs, tmp_path / "store")
+    assert (again.files_grown, again.logsets_reread) == (1, 1)
+    _assert_same(tmp_path / "store", read_sessions(logs))
 
 
 @settings(max_examples=12)
