@@ -8,7 +8,6 @@ are written to a temporary name beside the target and moved into place (atomic r
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -73,11 +73,58 @@ def plain_value(value: object) -> object:
     return value
 
 
+#: Rows converted at a time by ``iter_records`` (memory stays bounded on large tables).
+RECORD_BATCH = 20_000
+
+
+#: Rows written at a time by ``write_csv``.
+CSV_BATCH = 50_000
+
+
 def iter_records(df: pd.DataFrame) -> Iterator[dict]:
-    """Rows as plain dicts (see ``_plain``)."""
+    """Rows as plain dicts (see ``plain_value``)."""
     columns = list(df.columns)
-    for row in df.itertuples(index=False, name=None):
-        yield {c: plain_value(v) for c, v in zip(columns, row, strict=True)}
+    for start in range(0, len(df), RECORD_BATCH):
+        batch = plain_columns(df.iloc[start : start + RECORD_BATCH])
+        for values in zip(*batch, strict=True):
+            yield dict(zip(columns, values, strict=True))
+
+
+def plain_columns(df: pd.DataFrame) -> list[list]:
+    """Every column's cells as ``plain_value`` gives them, converted a column at a time
+    (Arrow-backed columns in bulk: about ten times faster than cell by cell)."""
+    return [_plain_column(df.iloc[:, i]) for i in range(df.shape[1])]
+
+
+def _plain_column(values: pd.Series) -> list:
+    if isinstance(values.dtype, pd.ArrowDtype):
+        arrow = pa.chunked_array(values.array.__arrow_array__())
+        kind = arrow.type
+        if pa.types.is_timestamp(kind) and kind.unit != "ns":  # ns: pandas keeps 9 digits
+            if kind.tz is not None:
+                arrow = arrow.cast(pa.timestamp(kind.unit, tz="UTC"))
+            return [None if v is None else _iso(v) for v in arrow.to_pylist()]
+        if pa.types.is_floating(kind):
+            return [None if v is None or math.isnan(v) else v for v in arrow.to_pylist()]
+        if _plain_arrow(kind):
+            return arrow.to_pylist()
+    return [plain_value(v) for v in values.tolist()]
+
+
+def _plain_arrow(kind: pa.DataType) -> bool:
+    """Arrow types whose Python values are already plain (text, integers, booleans, lists)."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _plain_arrow(kind.value_type)
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_boolean(kind)
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
@@ -87,7 +134,7 @@ def write_jsonl(df: pd.DataFrame, out: IO[str]) -> None:
 
 
 def _csv_cell(value: object) -> str:
-    value = plain_value(value)
+    """A plain value (``plain_value``) as a CSV cell."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -98,11 +145,56 @@ def _csv_cell(value: object) -> str:
 
 
 def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
-    """CSV with a header; lists joined with ``;``; formula-like cells neutralised."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(df.columns)
-    for row in df.itertuples(index=False, name=None):
-        writer.writerow([_csv_cell(v) for v in row])
+    """CSV with a header; lists joined with ``;``; formula-like cells neutralised.
+
+    Cells are made a column at a time (Polars for Arrow-backed text, numbers, booleans,
+    times and lists; ``_csv_cell`` for anything else) and written in batches of rows.
+    """
+    for start in range(0, max(len(df), 1), CSV_BATCH):
+        rows = df.iloc[start : start + CSV_BATCH]
+        frame = pl.DataFrame([_csv_column(rows, i) for i in range(rows.shape[1])])
+        out.write(frame.write_csv(include_header=start == 0, line_terminator="\n"))
+
+
+def _csv_column(df: pd.DataFrame, index: int) -> pl.Series:
+    """Column ``index`` as CSV cells (null for an empty cell: written unquoted)."""
+    values = df.iloc[:, index]
+    name = str(df.columns[index])
+    text = None
+    if isinstance(values.dtype, pd.ArrowDtype):
+        column = pl.from_arrow(pa.chunked_array(values.array.__arrow_array__()))
+        text = _csv_text(column.rename(name))
+    if text is None:
+        text = pl.Series(name, [_csv_cell(plain_value(v)) for v in values.tolist()], pl.String)
+    formula = text.str.contains(r"^[=+\-@\t\r]")
+    return (
+        pl.select(pl.when(text == "").then(None).when(formula).then("'" + text).otherwise(text))
+        .to_series()
+        .rename(name)
+    )
+
+
+def _csv_text(column: pl.Series) -> pl.Series | None:
+    """The cells of a column as text, as ``_csv_cell`` writes them; None for the dtypes it
+    does not do here (floats, nanosecond times, lists of other than text or integers)."""
+    kind = column.dtype
+    if kind in (pl.String, pl.Categorical) or kind.is_integer():
+        return column.cast(pl.String)
+    if kind == pl.Boolean:
+        flag = pl.lit(column)
+        return pl.select(pl.when(flag).then(pl.lit("true")).when(~flag).then(pl.lit("false")))[:, 0]
+    if isinstance(kind, pl.Datetime) and kind.time_unit != "ns":
+        stamp = column.dt.convert_time_zone("UTC") if kind.time_zone else column
+        zone = "Z" if kind.time_zone else ""
+        return pl.select(
+            pl.when(stamp.dt.microsecond() != 0)
+            .then(stamp.dt.strftime(f"%Y-%m-%dT%H:%M:%S%.6f{zone}"))
+            .otherwise(stamp.dt.strftime(f"%Y-%m-%dT%H:%M:%S{zone}"))
+        ).to_series()
+    if isinstance(kind, pl.List) and (kind.inner == pl.String or kind.inner.is_integer()):
+        items = pl.element().cast(pl.String).fill_null("")
+        return column.list.eval(items).list.join(";")
+    return None
 
 
 #: Wider cells for the columns a person reads first.
