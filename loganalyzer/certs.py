@@ -59,6 +59,18 @@ def certificate_key(thumbprint: str | None, issuer: str | None, serial: str | No
     return None
 
 
+def certificate_keys(thumbprints: list, issuers: list, serials: list) -> list[str | None]:
+    """``certificate_key`` of each row (cells that are not text count as missing), worked
+    out once per distinct (thumbprint, issuer, serial): a log holds a handful of them."""
+    known: dict[tuple, str | None] = {}
+    keys = []
+    for cells in zip(thumbprints, issuers, serials, strict=True):
+        if cells not in known:
+            known[cells] = certificate_key(*(c if isinstance(c, str) else None for c in cells))
+        keys.append(known[cells])
+    return keys
+
+
 def _merge(cert: _Cert, facts: dict, *, computed: bool) -> None:
     """Take facts; values computed from certificate bytes win over export text."""
     for name in _FACTS:
@@ -122,7 +134,9 @@ def _add_sessions(table: dict[str, _Cert], sessions: pd.DataFrame) -> None:
         seen = sessions[sessions[cols[0]].notna() | sessions[cols[1]].notna()]
         if seen.empty:
             continue
-        for row in seen.itertuples(index=False):
+        read = [*cols, f"{side}_cert_not_before_utc", f"{side}_cert_not_after_utc"]
+        read += [f"{side}_cert_sans", "start_utc", "end_utc", "direction", "remote_host"]
+        for row in seen[[*read, "remote_ip"]].itertuples(index=False):  # only what it reads
             thumbprint, subject, issuer, serial = (getattr(row, c) for c in cols)
             key = certificate_key(_text(thumbprint), _text(issuer), _text(serial))
             if key is None:

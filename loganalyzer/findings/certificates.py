@@ -10,7 +10,7 @@ import pandas as pd
 
 from loganalyzer.certs import (
     AUTH_SUBJECT,
-    certificate_key,
+    certificate_keys,
     common_name,
     connector_choices,
     connector_label,
@@ -40,14 +40,8 @@ def _local_certs(ctx: Context) -> pd.DataFrame:
     ]
     if rows.empty:
         return rows.assign(key=pd.Series(dtype="string"))
-    keys = [
-        certificate_key(t if isinstance(t, str) else None, i if isinstance(i, str) else None,
-                        s if isinstance(s, str) else None)
-        for t, i, s in zip(
-            rows["local_cert_thumbprint"], rows["local_cert_issuer"], rows["local_cert_serial"],
-            strict=True,
-        )
-    ]  # fmt: skip
+    columns = ("local_cert_thumbprint", "local_cert_issuer", "local_cert_serial")
+    keys = certificate_keys(*(rows[c].tolist() for c in columns))
     return rows.assign(key=keys).dropna(subset=["key"])
 
 
@@ -63,9 +57,10 @@ def cert_expired_in_use(ctx: Context) -> list[Finding]:
     """Sessions that presented one of our certificates after it had expired."""
     inventory = _inventory_by_key(ctx)
     rows = _local_certs(ctx)
+    needed = rows[["local_cert_not_after_utc", "key", "start_utc"]]  # itertuples reads these
     expired = [
         index
-        for index, row in zip(rows.index, rows.itertuples(index=False), strict=True)
+        for index, row in zip(rows.index, needed.itertuples(index=False), strict=True)
         if (after := _not_after(row, inventory)) is not None and pd.Timestamp(row.start_utc) > after
     ]
     found = []
@@ -153,8 +148,9 @@ def self_signed_external(ctx: Context) -> list[Finding]:
     for side, verb in (("local", "presented to"), ("remote", "presented by")):
         subject, issuer = sessions[f"{side}_cert_subject"], sessions[f"{side}_cert_issuer"]
         self_signed = subject.notna() & (subject == issuer)
-        external = sessions["remote_ip"].map(lambda ip: ctx.is_internal(ip) is False)
-        rows = sessions[self_signed.fillna(False) & external.astype(bool)]
+        self_signed = self_signed.fillna(False).astype(bool)
+        rows = sessions[self_signed]
+        rows = rows[ctx.external(rows["remote_ip"])]
         for (peer, subject_text), group in groups(rows, ["peer", f"{side}_cert_subject"]):
             found.append(
                 Finding(
@@ -197,9 +193,11 @@ def weak_certificate(ctx: Context) -> list[Finding]:
 
 def cert_changed(ctx: Context) -> list[Finding]:
     """The certificate a connector presents changed at time T (before/after thumbprints)."""
-    rows = _local_certs(ctx).sort_values("start_utc", kind="stable")
-    found = []
     scope = ["server", "direction", "connector"]
+    read = ["key", "local_cert_thumbprint", "local_cert_subject", "local_cert_issuer"]
+    rows = _local_certs(ctx)[[*scope, *read, "start_utc", "file", "line"]]
+    rows = rows.sort_values("start_utc", kind="stable")
+    found = []
     for key, group in groups(rows, scope):
         previous = None
         for row in group.itertuples(index=False):
@@ -456,12 +454,19 @@ def cert_name_mismatch(ctx: Context) -> list[Finding]:
             continue
         side = "local" if direction == "receive" else "remote"
         bad = []
-        for index, row in zip(group.index, group.itertuples(index=False), strict=True):
-            subject = getattr(row, f"{side}_cert_subject")
-            name = fixed or row.remote_host
-            sans = getattr(row, f"{side}_cert_sans")
+        columns = [group[f"{side}_cert_subject"], group["remote_host"], group[f"{side}_cert_sans"]]
+        checked: dict[tuple, bool] = {}  # a handful of distinct (name, subject, sans)
+        for index, subject, host, sans in zip(
+            group.index, *(column.tolist() for column in columns), strict=True
+        ):
+            name = fixed or host
             named = isinstance(subject, str) and isinstance(name, str) and bool(name)
-            if named and not covers(name, subject, sans):
+            if not named:
+                continue
+            memo = (name, subject, None if sans is None or sans is pd.NA else tuple(sans))
+            if memo not in checked:
+                checked[memo] = covers(name, subject, sans)
+            if not checked[memo]:
                 bad.append((index, name, subject))
         if not bad:
             continue

@@ -8,6 +8,7 @@ messages, cause, evidence`` (``file:line`` references, at most ``MAX_EVIDENCE``)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from dataclasses import dataclass, field
@@ -111,13 +112,32 @@ class Context:
     def is_internal(self, address: str | None) -> bool | None:
         """Inside the internal networks (not ``ipaddress.is_private``, which also counts the
         documentation ranges); None when ``address`` is not an IP address."""
-        if not address:
-            return None
-        try:
-            ip = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
-            return None
-        return any(ip in ipaddress.ip_network(net) for net in self.options.internal_networks)
+        return _is_internal(address, tuple(self.options.internal_networks))
+
+    def external(self, addresses: pd.Series) -> pd.Series:
+        """Boolean Series: the address is an IP address outside the internal networks (each
+        distinct address is looked at once)."""
+        verdicts = {
+            address: _is_internal(address, tuple(self.options.internal_networks)) is False
+            for address in addresses.dropna().unique()
+        }
+        return addresses.map(verdicts).fillna(False).astype(bool)
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_internal(address: str | None, networks: tuple[str, ...]) -> bool | None:
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return None
+    return any(ip in network for network in _networks(networks))
+
+
+@functools.cache
+def _networks(networks: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(net) for net in networks)
 
 
 def evidence_of(rows: pd.DataFrame) -> list[str]:
