@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 
 from loganalyzer.inventory.dn import host_matches, normalise_dn
@@ -129,37 +130,65 @@ def _record_facts(record: CertificateRecord) -> dict:
 
 
 def _add_sessions(table: dict[str, _Cert], sessions: pd.DataFrame) -> None:
+    """Facts, counts, times, directions and peers of the certificates sessions presented.
+
+    Rows are grouped rather than walked: each distinct set of facts is merged once, in the
+    order rows first show it (so the first value seen still wins), and each certificate's
+    counts, first/last times and first peers come from one grouped pass per side.
+    """
     for side, direction_word in (("local", "presented"), ("remote", "received")):
         cols = [f"{side}_cert_{k}" for k in ("thumbprint", "subject", "issuer", "serial")]
+        facts = [*cols, f"{side}_cert_not_before_utc", f"{side}_cert_not_after_utc"]
+        facts.append(f"{side}_cert_sans")
         seen = sessions[sessions[cols[0]].notna() | sessions[cols[1]].notna()]
         if seen.empty:
             continue
-        read = [*cols, f"{side}_cert_not_before_utc", f"{side}_cert_not_after_utc"]
-        read += [f"{side}_cert_sans", "start_utc", "end_utc", "direction", "remote_host"]
-        for row in seen[[*read, "remote_ip"]].itertuples(index=False):  # only what it reads
-            thumbprint, subject, issuer, serial = (getattr(row, c) for c in cols)
-            key = certificate_key(_text(thumbprint), _text(issuer), _text(serial))
-            if key is None:
-                continue
-            cert = table.setdefault(key, _Cert(key))
-            facts = {
-                "thumbprint": _text(thumbprint),
-                "subject": _text(subject),
-                "issuer": _text(issuer),
-                "serial": _text(serial),
-                "not_before_utc": _time(getattr(row, f"{side}_cert_not_before_utc")),
-                "not_after_utc": _time(getattr(row, f"{side}_cert_not_after_utc")),
-                "sans": _names(getattr(row, f"{side}_cert_sans")),
-            }
-            _merge(cert, facts, computed=False)
-            cert.sessions += 1
-            start, end = _time(row.start_utc), _time(row.end_utc)
+        seen = seen[[*facts, "start_utc", "end_utc", "direction", "remote_host", "remote_ip"]]
+        keys = certificate_keys(*(seen[c].tolist() for c in (cols[0], cols[2], cols[3])))
+        host, ip = pl.col("remote_host"), pl.col("remote_ip")
+        rows = (
+            pl.from_pandas(seen.reset_index(drop=True))
+            .with_row_index("i")
+            .with_columns(key=pl.Series(keys, dtype=pl.String))
+            .filter(pl.col("key").is_not_null())
+            .with_columns(peer=pl.when(host.is_not_null() & (host != "")).then(host).otherwise(ip))
+        )
+        for i in rows.unique(["key", *facts], keep="first", maintain_order=True)["i"]:
+            row = seen.iloc[i]
+            cert = table.setdefault(keys[i], _Cert(keys[i]))
+            _merge(cert, _session_facts(row, side), computed=False)
+        peer = pl.col("peer")
+        per_key = rows.group_by("key", maintain_order=True).agg(
+            sessions=pl.len(),
+            first=pl.col("i").get(pl.col("start_utc").arg_min()),
+            last=pl.col("i").get(pl.col("end_utc").arg_max()),
+            directions=pl.col("direction").unique(),
+            peers=peer.filter(peer.is_not_null() & (peer != "")).unique(maintain_order=True),
+        )
+        for key, count, first, last, directions, peers in per_key.iter_rows():
+            cert = table[key]
+            cert.sessions += count
+            start = _time(seen["start_utc"].iloc[first]) if first is not None else None
+            end = _time(seen["end_utc"].iloc[last]) if last is not None else None
             cert.first_seen = min(filter(None, (cert.first_seen, start)), default=None)
             cert.last_seen = max(filter(None, (cert.last_seen, end)), default=None)
-            cert.directions.add(f"{row.direction}:{direction_word}")
-            peer = _text(row.remote_host) or _text(row.remote_ip)
-            if peer and peer not in cert.peers and len(cert.peers) < MAX_PEERS:
-                cert.peers.append(peer)
+            cert.directions.update(f"{d}:{direction_word}" for d in directions)
+            for name in peers:
+                if name not in cert.peers and len(cert.peers) < MAX_PEERS:
+                    cert.peers.append(name)
+
+
+def _session_facts(row: pd.Series, side: str) -> dict:
+    """A session's facts of the certificate on ``side``, as ``_merge`` takes them."""
+    return {
+        "thumbprint": _text(row[f"{side}_cert_thumbprint"]),
+        "subject": _text(row[f"{side}_cert_subject"]),
+        "issuer": _text(row[f"{side}_cert_issuer"]),
+        "serial": _text(row[f"{side}_cert_serial"]),
+        "not_before_utc": _time(row[f"{side}_cert_not_before_utc"]),
+        "not_after_utc": _time(row[f"{side}_cert_not_after_utc"]),
+        "sans": _names(row[f"{side}_cert_sans"]),
+    }
 
 
 def _names(value) -> tuple[str, ...]:
