@@ -48,10 +48,13 @@ def task_bytes(task: Task) -> int:
     return sum(disk_size(log) for log in (task if isinstance(task, list) else [task]))
 
 
-def parallel_worth_it(tasks: list[Task], jobs: int, min_bytes: int | None = None) -> bool:
-    """Workers pay off: more than one core and task, and enough to read."""
+def parallel_worth_it(
+    tasks: list, jobs: int, min_bytes: int | None = None, size: Callable = task_bytes
+) -> bool:
+    """Workers pay off: more than one core and task, and enough to read (``size(task)``
+    bytes each)."""
     limit = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
-    return jobs > 1 and len(tasks) > 1 and sum(task_bytes(t) for t in tasks) >= limit
+    return jobs > 1 and len(tasks) > 1 and sum(size(t) for t in tasks) >= limit
 
 
 def run_inputs(
@@ -166,7 +169,12 @@ class _TaskQueue:
             if not self.pending:
                 return None
             index = self.pending.popleft()
-            self.futures[index] = future = self.pool.submit(self.work, self.tasks[index])
+            try:
+                future = self.pool.submit(self.work, self.tasks[index])
+            except BaseException:  # broken or shut down meanwhile: the task was not started
+                self.pending.appendleft(index)
+                raise
+            self.futures[index] = future
             self.lock.notify_all()
             return future
 

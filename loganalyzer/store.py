@@ -47,7 +47,13 @@ import pyarrow.parquet as pq
 from loganalyzer.aggregate import merge_partials
 from loganalyzer.derive import log_set_sessions, to_session_table
 from loganalyzer.errors import LogAnalyzerError, NoInputError
-from loganalyzer.parallel import PARALLEL_MIN_BYTES, Failed, resolve_scheduler, run_inputs
+from loganalyzer.parallel import (
+    PARALLEL_MIN_BYTES,
+    Failed,
+    parallel_worth_it,
+    resolve_scheduler,
+    run_inputs,
+)
 from loganalyzer.schema import SESSION_SCHEMA, empty_sessions, to_pandas
 from loganalyzer.sessions import DEFAULT_FALLBACK_WINDOW, _nothing_readable, filter_window
 from loganalyzer.sources import (
@@ -322,7 +328,7 @@ def ingest(
         def read(tasks: list[TailTask], entries: list[dict], partials: dict) -> None:
             tails = run_inputs(
                 tasks, work, jobs=jobs, scheduler=scheduler,
-                parallel=_parallel_worth_it(tasks, jobs),
+                parallel=parallel_worth_it(tasks, jobs, PARALLEL_MIN_BYTES, size=_new_bytes),
             )  # fmt: skip
             for (task, tail), entry in zip(tails, entries, strict=True):
                 _take_tail(task, tail, entry, partials, result, strict)
@@ -559,10 +565,9 @@ def _read_again(
     return tasks, entries
 
 
-def _parallel_worth_it(tasks: list[TailTask], jobs: int) -> bool:
-    """Workers pay off: more than one core and file, and enough new bytes to read."""
-    new_bytes = sum(max(task.size - task.offset, 0) for task in tasks)
-    return jobs > 1 and len(tasks) > 1 and new_bytes >= PARALLEL_MIN_BYTES
+def _new_bytes(task: TailTask) -> int:
+    """Bytes a read has ahead of it (all of a new file, the grown part of an old one)."""
+    return max(task.size - task.offset, 0)
 
 
 def _take_tail(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -286,3 +288,37 @@ def test_ingest_reports_a_worker_that_dies(copied_corpus, tmp_path, main_works, 
     assert result.files_new == len(files)
     victim.unlink()
     assert result.sessions == len(loganalyzer.read_sessions(copied_corpus, jobs=1))
+
+
+class _PoolThatBreaksOnItsSecondTask:
+    """A stand-in for ProcessPoolExecutor: runs work at once; the second submission (across
+    all pools) finds the pool broken, as when a worker dies between two submissions."""
+
+    submissions = 0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, work, task):
+        type(self).submissions += 1
+        if type(self).submissions == 2:
+            raise BrokenProcessPool("a worker died")
+        future = Future()
+        future.set_result(work(task))
+        return future
+
+    def shutdown(self, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+def test_a_task_whose_submission_finds_the_pool_broken_still_runs(monkeypatch):
+    monkeypatch.setattr(loganalyzer.parallel, "ProcessPoolExecutor", _PoolThatBreaksOnItsSecondTask)
+    monkeypatch.setattr(loganalyzer.parallel, "main_takes_part", lambda: False)
+    results = list(loganalyzer.parallel.run_inputs([1, 2, 3], str, jobs=1, parallel=True))
+    assert results == [(1, "1"), (2, "2"), (3, "3")]  # each task once, in order
