@@ -86,8 +86,9 @@ def _in_processes(tasks: list[Task], work: Callable, jobs: int):
     thread (as the console command sets it up), it works too, beside ``jobs - 1`` workers:
     whoever is free takes the next task (the first one always goes to a worker).
 
-    When a worker dies (the pool breaks), the tasks it had run again one per fresh process,
-    so only the task that kills a worker fails; the tasks not yet started run as before.
+    When a worker dies (the pool breaks), the tasks the workers had run again one per fresh
+    process, so only the task that kills a worker fails; the tasks not yet started still run
+    (here when this process works, else each in a fresh process too).
     """
     here = main_takes_part()
     queue = _TaskQueue(tasks, work, workers=min(jobs - 1 if here else jobs, len(tasks)))
