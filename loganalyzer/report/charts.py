@@ -222,11 +222,12 @@ def certificate_timeline(
     if now is not None:
         last = max(last, pd.Timestamp(now))
     renewals = _renewals(certs)
+    ticks = _presented(sessions, starts, {c["thumbprint"] for c in certs})
     overview, zoom = fig.subplots(2, 1)
     lo = min([first, *[r for r in renewals if r >= first - pd.Timedelta(days=90)]])
     for ax, (a, b) in ((overview, (lo, last)), (zoom, (first, last))):
         span = max(b - a, pd.Timedelta(hours=1))
-        _timeline(ax, certs, sessions, starts, a - span * 0.04, b + span * 0.06, renewals, now)
+        _timeline(ax, certs, ticks, a - span * 0.04, b + span * 0.06, renewals, now)
         _time_axis(ax, tz)
     overview.set_title(
         "Our certificates: validity (blue, red once expired), presented (ticks), renewals",
@@ -238,7 +239,21 @@ def certificate_timeline(
     return fig
 
 
-def _timeline(ax, certs, sessions, starts, lo, hi, renewals, now) -> None:
+def _presented(sessions: pd.DataFrame, starts: pd.Series, thumbprints: set) -> dict:
+    """Thumbprint -> the times it was presented, as Matplotlib date numbers (handing it
+    timezone-aware pandas times makes it convert them one by one: seconds on 200,000)."""
+    if not len(sessions):
+        return {}
+    utc = pd.to_datetime(starts, utc=True).dt.tz_localize(None)
+    frame = pd.DataFrame({"t": utc, "k": sessions["local_cert_thumbprint"].astype("string")})
+    frame = frame[frame["k"].isin(list(thumbprints)).fillna(False)]
+    return {
+        key: mdates.date2num(group["t"].to_numpy(dtype="datetime64[ns]"))
+        for key, group in frame.groupby("k", sort=False)
+    }
+
+
+def _timeline(ax, certs, ticks, lo, hi, renewals, now) -> None:
     for y, cert in enumerate(certs):
         nb, na = cert["not_before_utc"], cert["not_after_utc"]
         left = max(nb, lo) if pd.notna(nb) else lo
@@ -249,11 +264,11 @@ def _timeline(ax, certs, sessions, starts, lo, hi, renewals, now) -> None:
             ax.barh(y, hi - na, left=na, height=0.5, color="#ef9a9a")
             ax.annotate("expired", (na, y), xytext=(3, 9), textcoords="offset points",
                         fontsize=7, color="#c62828")  # fmt: skip
-        shown = starts[(sessions["local_cert_thumbprint"] == cert["thumbprint"]).fillna(False)]
+        shown = ticks.get(cert["thumbprint"], [])
         if len(shown):
-            late = (shown > na).to_numpy(bool) if pd.notna(na) else np.zeros(len(shown), bool)
-            ax.plot(shown[~late], [y] * int((~late).sum()), "|", color="#0d47a1", ms=9)
-            ax.plot(shown[late], [y] * int(late.sum()), "|", color="#b71c1c", ms=9)
+            late = shown > mdates.date2num(na) if pd.notna(na) else np.zeros(len(shown), bool)
+            ax.plot(shown[~late], np.full(int((~late).sum()), y), "|", color="#0d47a1", ms=9)
+            ax.plot(shown[late], np.full(int(late.sum()), y), "|", color="#b71c1c", ms=9)
     for i, moment in enumerate(r for r in renewals if lo < r < hi):
         ax.axvline(moment, color="#2e7d32", linestyle="--", linewidth=1,
                    label="renewed (new NotBefore)" if i == 0 else None)  # fmt: skip
