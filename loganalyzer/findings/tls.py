@@ -47,13 +47,12 @@ def _where(key: tuple) -> str:
 def tls_fallback(ctx: Context) -> list[Finding]:
     """Plaintext sessions that followed a failed TLS attempt with the same peer."""
     sessions = with_peer(ctx.sessions)
+    tls_failed = sessions.loc[sessions["outcome"] == "tls_failed", ["peer", "tls_error"]].assign(
+        connector=sessions["connector"].astype("string").fillna("")
+    )  # the few failed sessions, looked up once per fallback group
     found = []
     for key, rows in groups(sessions[sessions["fallback"].fillna(False)], SCOPE):
-        failed = sessions[
-            (sessions["outcome"] == "tls_failed")
-            & (sessions["peer"] == key[3])
-            & (sessions["connector"].astype("string").fillna("") == key[2])
-        ]
+        failed = tls_failed[(tls_failed["peer"] == key[3]) & (tls_failed["connector"] == key[2])]
         errors = failed["tls_error"].dropna()
         error = errors.mode().iloc[0] if len(errors) else None
         found.append(
