@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: The same starts as a regular expression (for whole columns).
+_FORMULA_REGEX = r"^[=+\-@\t\r]"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 #: Columns shown by the terminal table (all columns go to csv/jsonl/parquet).
@@ -166,7 +168,7 @@ def _csv_column(df: pd.DataFrame, index: int) -> pl.Series:
         text = _csv_text(column.rename(name))
     if text is None:
         text = pl.Series(name, [_csv_cell(plain_value(v)) for v in values.tolist()], pl.String)
-    formula = text.str.contains(r"^[=+\-@\t\r]")
+    formula = text.str.contains(_FORMULA_REGEX)
     return (
         pl.select(pl.when(text == "").then(None).when(formula).then("'" + text).otherwise(text))
         .to_series()

@@ -208,11 +208,12 @@ def run_isolated(task: Task, work: Callable) -> object:
             return Failed("the worker process died while reading it")
 
 
-def _absolute(task):
-    """The task with absolute paths, for workers whose working folder is another (tasks of
-    other kinds are sent as they are: their makers give them absolute paths)."""
+def absolute_paths(task):
+    """The task with absolute paths, for workers whose working folder is another (a log, a
+    folder's logs; tasks of other kinds are sent as they are: their makers use this on their
+    logs)."""
     if isinstance(task, list):
-        return [_absolute(log) for log in task]
+        return [absolute_paths(log) for log in task]
     if isinstance(task, LogInput):
         return replace(task, disk_path=Path(os.path.abspath(task.disk_path)))
     return task
@@ -221,7 +222,7 @@ def _absolute(task):
 def _on_dask(tasks: list[Task], work: Callable, jobs: int, scheduler):
     client, owned = _dask_client(scheduler, jobs)
     try:
-        futures = client.map(work, [_absolute(t) for t in tasks], pure=False)
+        futures = client.map(work, [absolute_paths(t) for t in tasks], pure=False)
         for task, future in zip(tasks, futures, strict=True):
             try:
                 yield task, future.result()

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -50,6 +50,7 @@ from loganalyzer.errors import LogAnalyzerError, NoInputError
 from loganalyzer.parallel import (
     PARALLEL_MIN_BYTES,
     Failed,
+    absolute_paths,
     parallel_worth_it,
     resolve_scheduler,
     run_inputs,
@@ -478,7 +479,7 @@ def _tail_task(
 def _task_for(log: LogInput, entry: dict, manifest: dict) -> TailTask:
     """The read of ``log`` from where its manifest entry says the store left it."""
     return TailTask(
-        log=replace(log, disk_path=Path(os.path.abspath(log.disk_path))),  # for Dask workers
+        log=absolute_paths(log),  # for Dask workers
         offset=entry["offset"],
         first_line=entry["lines"] + 1,
         direction=manifest["logsets"][entry["logset"]]["direction"],
