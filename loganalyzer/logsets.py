@@ -4,6 +4,8 @@ A log set is the files one transport service of one server writes in one directi
 failed-connect pairs and fallback peers never leave it. ``Collector`` gathers the partials of
 any number of files; ``folder_sessions`` is the work of one parallel task: every file of one
 folder, parsed and derived there, so only finished sessions cross process boundaries.
+``task_sessions`` also takes a single file (of a folder split into files at the end of a run:
+its partials go back to be derived with its folder's other files).
 """
 
 from __future__ import annotations
@@ -118,6 +120,22 @@ def folder_sessions(
     if spill_dir is not None:
         return [(logset, _spill(sessions, spill_dir)) for logset, sessions in derived], stats
     return [(logset, to_session_table([sessions])) for logset, sessions in derived], stats
+
+
+def task_sessions(
+    task: list[LogInput] | LogInput,
+    *,
+    fallback_window: timedelta,
+    spill_dir: str | None = None,
+    **options,
+):
+    """The work of one parallel task: a folder's derived sessions (``folder_sessions``), or
+    one file's partials (``file_partials``) when the task is a single file."""
+    if isinstance(task, list):
+        return folder_sessions(
+            task, fallback_window=fallback_window, spill_dir=spill_dir, **options
+        )
+    return file_partials(task, **options)
 
 
 def _spill(sessions: pl.DataFrame, folder: str) -> SpilledSessions:

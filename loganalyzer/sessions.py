@@ -4,8 +4,10 @@ Each input is parsed chunk by chunk and every chunk is reduced at once to per-se
 (aggregate.py), so memory holds a chunk plus the partials. The partials of each log set are
 merged (sessions crossing chunks and files become one row) and the columns derived (derive.py,
 logsets.py). With several cores, each folder (log sets never span folders) is parsed and
-derived by one worker, so only finished sessions cross processes; when one folder holds most
-of the bytes, files are parsed in workers and derived here. All sessions are sorted last.
+derived by one worker, so only finished sessions cross processes; the smallest folders come
+last, split into their files, so that the processes finish together (their partials are
+derived here, a folder as soon as its last file is in). When one folder holds most of the
+bytes, every file is parsed in workers and derived here. All sessions are sorted last.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +27,7 @@ import pyarrow as pa
 
 from loganalyzer.derive import to_session_table
 from loganalyzer.errors import LogParseError, NoInputError
-from loganalyzer.logsets import Collector, SpilledSessions, folder_sessions
+from loganalyzer.logsets import Collector, SpilledSessions, task_sessions
 from loganalyzer.parallel import (
     PARALLEL_MIN_BYTES,
     Failed,
@@ -115,10 +118,12 @@ def read_sessions(
     ):
         with _spill_folder(scheduler) as spill_dir:
             work = partial(
-                folder_sessions, fallback_window=fallback_window, spill_dir=spill_dir, **options
+                task_sessions, fallback_window=fallback_window, spill_dir=spill_dir, **options
             )
-            results = run_inputs(folders, work, jobs=jobs, scheduler=scheduler)
-            derived, by_file = _gather_folders(results, options, fallback_window, on_file)
+            tasks = split_tail(folders, jobs)
+            results = run_inputs(tasks, work, jobs=jobs, scheduler=scheduler)
+            split = _SplitFolders(tasks, fallback_window, options["server"])
+            derived, by_file = _gather_folders(results, split, options, fallback_window, on_file)
     else:
         work = partial(file_partials, **options)
         parallel = parallel_worth_it(logs, jobs, PARALLEL_MIN_BYTES)
@@ -189,6 +194,24 @@ def folder_tasks(logs: list[LogInput], jobs: int) -> list[list[LogInput]] | None
     return tasks
 
 
+def split_tail(folders: list[list[LogInput]], jobs: int) -> list[list[LogInput] | LogInput]:
+    """Folder tasks (largest first) with the smallest folders split into their files at the
+    end, so that a process done with its last folder takes files while the others finish
+    theirs, instead of waiting for them.
+
+    The split tail holds at least ``jobs - 1`` times the bytes of the smallest folder left
+    whole (about what the others may still have to read when the folders run out); at least
+    one folder stays whole. Their partials cross processes, and the last split folder is
+    derived after its last file, so the tail is no larger than that.
+    """
+    sizes = [task_bytes(folder) for folder in folders]
+    cut, tail = len(folders), 0
+    while cut > 1 and tail < (jobs - 1) * sizes[cut - 1]:
+        cut -= 1
+        tail += sizes[cut]
+    return [*folders[:cut], *(log for folder in folders[cut:] for log in folder)]
+
+
 def _gather_files(results, options, fallback_window, on_file):
     """Per-file partials -> log sets derived here."""
     collector = Collector()
@@ -205,11 +228,17 @@ def _gather_files(results, options, fallback_window, on_file):
     return collector.derive(fallback_window=fallback_window, server=options["server"]), by_file
 
 
-def _gather_folders(results, options, fallback_window, on_file):
+def _gather_folders(results, split, options, fallback_window, on_file):
     """Per-folder derived sessions; a folder whose worker died is read again file by file,
-    each in a process of its own, so only the file that kills a worker is lost."""
+    each in a process of its own, so only the file that kills a worker is lost. The files
+    of a split folder (``split_tail``) are collected, and derived once the last is in."""
     derived, by_file = [], {}
     for logs, result in results:
+        if isinstance(logs, LogInput):
+            derived += split.add(logs, result, by_file)
+            if on_file is not None:
+                on_file(logs, disk_size(logs))
+            continue
         if isinstance(result, Failed):
             work = partial(file_partials, **options)
             retried = [(log, run_isolated(log, work)) for log in logs]
@@ -224,6 +253,31 @@ def _gather_folders(results, options, fallback_window, on_file):
             for log in logs:
                 on_file(log, disk_size(log))
     return derived, by_file
+
+
+class _SplitFolders:
+    """Partials of the files of split folders (``split_tail``), each folder derived as soon
+    as its last file is in."""
+
+    def __init__(self, tasks: list, fallback_window: timedelta, server: str | None) -> None:
+        self.remaining = Counter(t.folder_key for t in tasks if isinstance(t, LogInput))
+        self.collectors: dict[str, Collector] = {}
+        self.fallback_window, self.server = fallback_window, server
+
+    def add(self, log: LogInput, result, by_file: dict) -> list:
+        """Take one file's result; the derived sessions of its folder if it was the last."""
+        collector = self.collectors.setdefault(log.folder_key, Collector())
+        if isinstance(result, Failed):
+            by_file[log.name] = result
+        else:
+            partials, by_file[log.name] = result
+            for logset, part in partials:
+                collector.add(logset, log.name, part)
+        self.remaining[log.folder_key] -= 1
+        if self.remaining[log.folder_key]:
+            return []
+        del self.collectors[log.folder_key]
+        return collector.derive(fallback_window=self.fallback_window, server=self.server)
 
 
 def _loaded(part):

@@ -28,8 +28,9 @@ from loganalyzer.entry import MAIN_ALLOCATOR_ENV, jobs_from_args, prepare_enviro
 from loganalyzer.errors import LogParseError
 from loganalyzer.findings import find_issues
 from loganalyzer.inventory.reader import read_files
-from loganalyzer.sessions import folder_tasks
+from loganalyzer.sessions import folder_tasks, split_tail
 from loganalyzer.sources import ReadStats, find_logs
+from loganalyzer.sources.files import LogInput
 from loganalyzer.worker import CRASH_FOR_TESTS
 from tests.conftest import SAMPLE_LOGS
 from tests.helpers import load_corpus_generator
@@ -140,6 +141,54 @@ def test_a_worker_that_dies_is_reported_and_the_rest_completes(
     assert len(df) == len(others)
     with pytest.raises(LogParseError, match="worker process died"):
         loganalyzer.read_sessions(corpus, jobs=2, strict=True)
+
+
+def _folder(root: Path, name: str, *sizes: int) -> list[LogInput]:
+    (root / name).mkdir()
+    logs = []
+    for i, size in enumerate(sizes):
+        path = root / name / f"RECV{i}.LOG"
+        path.write_bytes(b"x" * size)
+        logs.append(LogInput(str(path), path))
+    return logs
+
+
+@pytest.mark.parametrize(
+    ("jobs", "whole"),
+    [(2, 2), (3, 1), (8, 1)],  # tail >= (jobs - 1) x the smallest whole folder; one stays whole
+)
+def test_the_smallest_folders_come_last_split_into_their_files(tmp_path, jobs, whole):
+    folders = [
+        _folder(tmp_path, "a", 300, 300, 300),
+        _folder(tmp_path, "b", 600),
+        _folder(tmp_path, "c", 200, 200),
+        _folder(tmp_path, "d", 100, 100, 100),
+    ]
+    tasks = split_tail(folders, jobs)
+    assert tasks[:whole] == folders[:whole]
+    assert tasks[whole:] == [log for folder in folders[whole:] for log in folder]
+
+
+def test_the_corpus_runs_end_with_split_folders(corpus):
+    """The runs compared with one core above take both kinds of task."""
+    tasks = split_tail(folder_tasks(find_logs([corpus], ReadStats()), 2), 2)
+    assert isinstance(tasks[0], list)
+    assert isinstance(tasks[-1], LogInput)
+
+
+def test_a_worker_that_dies_on_a_file_of_a_split_folder_is_reported(
+    corpus, always_parallel, monkeypatch
+):
+    monkeypatch.setattr(loganalyzer.parallel, "main_takes_part", lambda: False)  # workers only
+    files = sorted(p for p in corpus.rglob("*.LOG"))
+    tasks = split_tail(folder_tasks(find_logs([corpus], ReadStats()), 2), 2)
+    victim = Path(tasks[-2].name)  # a file of the last folder, not its last file
+    monkeypatch.setenv(CRASH_FOR_TESTS, str(victim.relative_to(corpus)))
+    df = loganalyzer.read_sessions(corpus, jobs=2)
+    skipped = df.attrs["read_stats"]["skipped"]
+    assert skipped == [{"file": str(victim), "reason": "the worker process died while reading it"}]
+    others = loganalyzer.read_sessions([str(f) for f in files if f != victim], jobs=1)
+    _same(df, others)
 
 
 @pytest.fixture(scope="module")
