@@ -29,20 +29,17 @@ from loganalyzer.worker import file_partials
 class SpilledSessions:
     """A log set's derived sessions that a worker wrote to an Arrow IPC file.
 
-    Handing them over through a file costs the worker no wait on a pipe and the main process
-    no copy: ``load`` maps the file into memory (the page cache pages the worker wrote). It
-    maps it with Arrow: Polars' own ``read_ipc`` copies, 10-20 times slower (0.2-0.3 s per
-    GB of logs, in the main process).
+    Handing them over through a file costs the worker no wait on a pipe. ``load`` reads it
+    with Polars, whose columns are freed one by one as the final table takes them: mapped with
+    Arrow it loads 10 times faster (0.01 s instead of 0.2-0.3 s per GB of logs), but every
+    mapped file then stays whole until the end, and a 2 GB corpus peaked 60-120 MiB higher
+    (978-1022 MiB against 873-918 MiB).
     """
 
     path: str
 
     def load(self) -> pl.DataFrame:
-        import pyarrow.ipc
-
-        with pa.memory_map(self.path) as source:
-            table = pyarrow.ipc.open_file(source).read_all()
-        return pl.from_arrow(table, rechunk=False)
+        return pl.read_ipc(self.path)
 
 
 #: One log set's derived sessions: SESSION_SCHEMA columns, unsorted (a Polars frame); from a
