@@ -215,16 +215,12 @@ def run_threads(corpus: Path) -> dict:
 
 def run_cluster(corpus: Path) -> dict:
     """``read_sessions`` on a running LocalCluster (2 workers, 1 thread each)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     loganalyzer = import_product()
-    from loganalyzer.parallel import worker_environment
+    from loganalyzer.parallel import local_cluster
 
-    with worker_environment():
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=50,
-        )  # fmt: skip
+    cluster = local_cluster(2)  # as --scheduler local makes it
     client = Client(cluster)
     try:
 
