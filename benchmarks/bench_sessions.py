@@ -14,7 +14,8 @@ order rotated and reversed between repetitions, page cache warmed first:
 - ``jobs1`` / ``jobs2``: the same with ``jobs=1`` (one core, one process) and ``jobs=2`` (this
   process and one spawned worker), for the scaling targets of ``--jobs``.
 - ``cluster2``: the same on a Dask ``LocalCluster`` of 2 single-threaded workers that is
-  already running (start-up not timed); needs ``distributed``.
+  already running, made as ``--scheduler local`` makes it, its workers having imported
+  loganalyzer (start-up not timed); needs ``distributed``.
 - ``threads2`` (only with ``--only``): the tasks of ``jobs2`` run in 2 threads of one process
   whose Polars has 2 threads, instead of in processes: the alternative design ``--jobs`` was
   measured against.
@@ -222,6 +223,9 @@ def run_cluster(corpus: Path) -> dict:
 
     cluster = local_cluster(2)  # as --scheduler local makes it
     client = Client(cluster)
+    # Running means ready: the workers have imported the product, as on a cluster that has
+    # served a run before (untimed; a cold cluster's first run takes about 0.3 s longer).
+    client.run(importlib.import_module, "loganalyzer.logsets")
     try:
 
         def work() -> dict:
