@@ -217,15 +217,21 @@ def _gather_files(results, options, fallback_window, on_file):
     collector = Collector()
     by_file: dict[str, object] = {}
     for log, result in results:
-        if isinstance(result, Failed):
-            by_file[log.name] = result
-        else:
-            partials, by_file[log.name] = result
-            for logset, part in partials:
-                collector.add(logset, log.name, part)
+        _collect(collector, log, result, by_file)
         if on_file is not None:
             on_file(log, disk_size(log))
     return collector.derive(fallback_window=fallback_window, server=options["server"]), by_file
+
+
+def _collect(collector: Collector, log: LogInput, result, by_file: dict) -> None:
+    """One file's result: its partials into ``collector``, its statistics (or the Failed
+    that stands for them) into ``by_file``."""
+    if isinstance(result, Failed):
+        by_file[log.name] = result
+        return
+    partials, by_file[log.name] = result
+    for logset, part in partials:
+        collector.add(logset, log.name, part)
 
 
 def _gather_folders(results, split, options, fallback_window, on_file):
@@ -267,12 +273,7 @@ class _SplitFolders:
     def add(self, log: LogInput, result, by_file: dict) -> list:
         """Take one file's result; the derived sessions of its folder if it was the last."""
         collector = self.collectors.setdefault(log.folder_key, Collector())
-        if isinstance(result, Failed):
-            by_file[log.name] = result
-        else:
-            partials, by_file[log.name] = result
-            for logset, part in partials:
-                collector.add(logset, log.name, part)
+        _collect(collector, log, result, by_file)
         self.remaining[log.folder_key] -= 1
         if self.remaining[log.folder_key]:
             return []
