@@ -199,14 +199,15 @@ def split_tail(folders: list[list[LogInput]], jobs: int) -> list[list[LogInput] 
     end, so that a process done with its last folder takes files while the others finish
     theirs, instead of waiting for them.
 
-    The split tail holds at least ``jobs - 1`` times the bytes of the smallest folder left
-    whole (about what the others may still have to read when the folders run out); at least
-    one folder stays whole. Their partials cross processes, and the last split folder is
-    derived after its last file, so the tail is no larger than that.
+    The split tail grows until it holds ``jobs - 1`` times the bytes of the smallest folder
+    left whole (what the others may still have to read when the folders run out), but not past
+    one process's share of all bytes: split folders are derived in this process, one after
+    another, and their partials cross processes. At least one folder stays whole.
     """
     sizes = [task_bytes(folder) for folder in folders]
+    share = sum(sizes) / jobs
     cut, tail = len(folders), 0
-    while cut > 1 and tail < (jobs - 1) * sizes[cut - 1]:
+    while cut > 1 and tail < (jobs - 1) * sizes[cut - 1] and tail + sizes[cut - 1] <= share:
         cut -= 1
         tail += sizes[cut]
     return [*folders[:cut], *(log for folder in folders[cut:] for log in folder)]

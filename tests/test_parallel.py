@@ -154,16 +154,17 @@ def _folder(root: Path, name: str, *sizes: int) -> list[LogInput]:
 
 
 @pytest.mark.parametrize(
-    ("jobs", "whole"),
-    [(2, 2), (3, 1), (8, 1)],  # tail >= (jobs - 1) x the smallest whole folder; one stays whole
+    ("sizes", "jobs", "whole"),
+    [
+        ([900, 600, 400, 300], 2, 2),  # the tail holds (jobs - 1) x the smallest whole folder
+        ([900, 600, 400, 300], 3, 2),  # ... but no more than 2200 / 3 bytes
+        ([400, 300, 300], 2, 2),  # 300 + 300 would pass one process's share (500)
+        ([100] * 8, 8, 7),  # one process's share: one folder
+        ([500, 100], 2, 1),  # one folder always stays whole
+    ],
 )
-def test_the_smallest_folders_come_last_split_into_their_files(tmp_path, jobs, whole):
-    folders = [
-        _folder(tmp_path, "a", 300, 300, 300),
-        _folder(tmp_path, "b", 600),
-        _folder(tmp_path, "c", 200, 200),
-        _folder(tmp_path, "d", 100, 100, 100),
-    ]
+def test_the_smallest_folders_come_last_split_into_their_files(tmp_path, sizes, jobs, whole):
+    folders = [_folder(tmp_path, f"f{i}", *([size // 4] * 4)) for i, size in enumerate(sizes)]
     tasks = split_tail(folders, jobs)
     assert tasks[:whole] == folders[:whole]
     assert tasks[whole:] == [log for folder in folders[whole:] for log in folder]
