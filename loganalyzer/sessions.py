@@ -283,11 +283,11 @@ class _SplitFolders:
 
 
 def _loaded(part):
-    """Spilled sessions mapped into memory; the file is removed at once (the mapping stays)."""
+    """Spilled sessions loaded (``SpilledSessions.load``); the file is removed at once."""
     if not isinstance(part, SpilledSessions):
         return part
     table = part.load()
-    with contextlib.suppress(OSError):  # Windows keeps a mapped file: the folder goes later
+    with contextlib.suppress(OSError):  # Windows keeps a file in use: the folder goes later
         os.unlink(part.path)
     return table
 
